@@ -4,7 +4,10 @@ Run: ``python -m pytest benchmarks/bench_batched_eigh.py --benchmark-columns=min
 Float64, n ∈ {8, 16, 32, 64, 128}, B ∈ {1, 64, 1024}. Cases:
 
 * ``numpy_loop`` — ``numpy.linalg.eigh`` on each graph, one at a time;
-* ``torch_raw`` — ``torch.linalg.eigh`` on the whole batch (LAPACK loop over the batch, one thread);
+* ``torch_raw`` — ``torch.linalg.eigh`` on the whole batch at torch's default thread count (a LAPACK
+  loop over the batch; MKL may thread inside each small solve);
+* ``torch_raw_1thread`` — the same with ``torch.set_num_threads(1)``: one core's throughput, the
+  baseline a per-core split can at best double on 2 cores;
 * ``batched_eigh`` — the library function, every graph full size (validation, chunks over threads);
 * ``batched_eigh_padded`` — the same batch with every graph declared one node smaller and zero-padded
   (the padding path: masks, diagonal shift, zeroing), which is what padding costs on top.
@@ -24,7 +27,7 @@ from spectraldiff.eigh_bench import device_peak_gflops
 
 SIZES = [8, 16, 32, 64, 128]
 BATCHES = [1, 64, 1024]
-CASES = ["numpy_loop", "torch_raw", "batched_eigh", "batched_eigh_padded"]
+CASES = ["numpy_loop", "torch_raw", "torch_raw_1thread", "batched_eigh", "batched_eigh_padded"]
 def symmetric_batch(batch, n, seed=0):
     gen = torch.Generator().manual_seed(seed)
     A = torch.randn(batch, n, n, dtype=torch.float64, generator=gen)
@@ -38,6 +41,8 @@ def make_case(case, A):
         return lambda: [np.linalg.eigh(a) for a in arrays]
     if case == "torch_raw":
         return lambda: torch.linalg.eigh(A)
+    if case == "torch_raw_1thread":
+        return lambda: _single_threaded(torch.linalg.eigh, A)
     if case == "batched_eigh":
         return lambda: batched_eigh(A)
     padded = A.clone()
@@ -64,6 +69,15 @@ def test_eigh(benchmark, figures, case, n, batch):
     figures(f"batched_eigh vs NumPy loop vs torch.linalg.eigh, float64 ({peak})",
             f"{case:>20} n={n:<4} B={batch:<5} {best * 1e3:9.3f} ms  {batch / best:12.0f} matrices/s  "
             f"{gflops:7.3f} GFLOP/s  {fraction} of peak")
+
+
+def _single_threaded(fn, *args):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _time_once(fn):

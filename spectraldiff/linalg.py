@@ -23,15 +23,20 @@ One function, :func:`batched_eigh`, holds every numerical rule the rest of the l
   loss knows, and this rule keeps only its diagonal (in the returned basis). Differentiate
   ``f(A)`` directly when that term matters.
 * **Memory and threads.** The batch is solved in chunks of bounded size. On CPU the chunks run on a
-  thread pool: LAPACK releases the GIL and ``torch.linalg.eigh`` loops over a batch on one thread, so
-  this is what spreads the work over the cores.
+  thread pool, one chunk per core, with torch's intra-op (and MKL's) thread count set to one for the
+  duration of the solve: ``torch.linalg.eigh`` loops over a batch calling LAPACK, whose own threading
+  gains little on small matrices, and two LAPACK thread teams per core would fight for it. The
+  previous thread count is restored afterwards; concurrent callers are serialised by a lock so the
+  save/restore pairs cannot interleave.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -163,9 +168,13 @@ def _validate(A: Tensor, num_nodes: Tensor | list[int] | None) -> Tensor:
         raise ValueError(f"expected a non-empty batch, got shape {tuple(A.shape)}")
 
     # Cheap whole-batch checks first; the per-graph reductions run only to name an offender.
-    if not bool(torch.isfinite(A).all()):
-        b = int((~torch.isfinite(A).flatten(1).all(dim=1)).nonzero()[0])
-        raise ValueError(f"graph {b}: matrix contains NaN or Inf")
+    # A sum is finite when every entry is (NaN and Inf propagate); it is ~10x cheaper than an
+    # elementwise isfinite over the batch. A non-finite sum may also be a mere overflow, so confirm.
+    if not bool(torch.isfinite(A.sum())):
+        finite_graphs = torch.isfinite(A).flatten(1).all(dim=1)
+        if not bool(finite_graphs.all()):
+            b = int((~finite_graphs).nonzero()[0])
+            raise ValueError(f"graph {b}: matrix contains NaN or Inf")
     if not torch.equal(A, A.mT):
         scale = A.abs().flatten(1).amax(dim=1).clamp_min(1.0)
         asym = (A - A.mT).abs().flatten(1).amax(dim=1)
@@ -239,7 +248,8 @@ def _chunked_solve(A: Tensor, solver: EighSolver) -> tuple[Tensor, Tensor]:
 
     pieces = list(A.split(chunk))
     if workers > 1:
-        results = list(_thread_pool(workers).map(solver, pieces))
+        with _one_lapack_thread_per_worker():
+            results = list(_thread_pool(workers).map(solver, pieces))
     else:
         results = [solver(p) for p in pieces]
     return torch.cat([r[0] for r in results]), torch.cat([r[1] for r in results])
@@ -247,6 +257,25 @@ def _chunked_solve(A: Tensor, solver: EighSolver) -> tuple[Tensor, Tensor]:
 
 def _cpu_workers() -> int:
     return max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+
+
+_THREAD_COUNT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_lapack_thread_per_worker():
+    """Run the pooled solve with torch/MKL single-threaded, then restore the caller's setting.
+
+    Measured on 2 cores (B=1024 float32): two single-threaded workers solve n=16 in 26 ms and n=64 in
+    296 ms, against 47 ms and 645 ms when each worker's LAPACK call may spawn threads of its own.
+    """
+    with _THREAD_COUNT_LOCK:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
 
 
 @functools.lru_cache(maxsize=4)

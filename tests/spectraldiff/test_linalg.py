@@ -105,10 +105,20 @@ def test_chunked_and_threaded_solve_matches_single_call(monkeypatch):
     lam_ref, U_ref = batched_eigh(A, sizes)
     monkeypatch.setattr(linalg, "CHUNK_BYTES", 3 * 11 * 11 * 8)  # chunks of 3 matrices
     monkeypatch.setattr(linalg, "_cpu_workers", lambda: 2)  # the thread pool, whatever the machine
+    threads_before = torch.get_num_threads()
     lam, U = batched_eigh(A, sizes)
+    assert torch.get_num_threads() == threads_before  # the pooled solve restores the thread count
     assert torch.allclose(lam, lam_ref, atol=1e-12)
     recon = (U * lam[:, None, :]) @ U.mT
     assert torch.allclose(recon, A, atol=1e-10)
+
+
+def test_huge_finite_entries_are_not_mistaken_for_inf():
+    # The cheap finiteness check sums the batch; this sum overflows although every entry is finite.
+    A = torch.full((2, 2, 2), 6e307, dtype=torch.float64)  # eigenvalues 0 and 1.2e308, both finite
+    assert not torch.isfinite(A.sum())
+    lam, _ = batched_eigh(A)
+    assert lam[:, 1].tolist() == pytest.approx([1.2e308, 1.2e308], rel=1e-12)
 
 
 DEGENERATE = [complete(6), cycle(8), np.kron(np.eye(3), complete(3))]
