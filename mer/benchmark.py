@@ -1,21 +1,32 @@
 """The benchmark: recoverers × missing-modality conditions × seeds, as in the papers' tables.
 
-:func:`run_benchmark` trains one model per (condition, seed, recoverer), evaluates it on the test split
-under that condition (the same masks for every method of a seed) and returns one row per run. With
-``out_dir`` it writes
+:func:`run_benchmark` evaluates every recoverer on the test split under every condition (random
+missing rates, fixed availability sets, or both), with the same masks for every method of a seed, and
+returns one row per (condition, seed, recoverer). Two training modes:
 
-* ``results.json`` — the list of rows (rewritten atomically after every run, so an interrupted
+* ``training="per_condition"`` (default): one model per (condition, seed, recoverer), trained and
+  validated under that condition — a specialist, as in the papers.
+* ``training="shared"``: one model per (seed, recoverer), trained and early-stopped on the uniform
+  mixture of all the benchmark's conditions (``Protocol(kind="mixed")``), then evaluated under each
+  condition with the same test masks as per-condition mode. The papers' full table (8 rates + 7 sets)
+  takes 15× fewer trainings.
+
+With ``out_dir`` it writes
+
+* ``results.json`` — the list of rows (rewritten atomically after every training, so an interrupted
   benchmark resumes where it stopped);
-* ``table.md`` — a row per condition, a column per method, ``ACC2 / F1 / ACC7`` (regression) or
-  ``ACC / F1`` (classification) as mean ± std over seeds, in percent, with an ``Average`` row; then
-  the recovery MSE of the dropped features in the same layout;
-* ``missing_rate.png`` — ACC2 (or ACC) against the condition, one line per method.
+* ``table.md`` — per protocol (random, then fixed) a row per condition, a column per method,
+  ``ACC2 / F1 / ACC7`` (regression) or ``ACC / F1`` (classification) as mean ± std over seeds, in
+  percent, with an ``Average`` row; then the recovery MSE of the dropped features in the same layout;
+* ``missing_rate.png`` — ACC2 (or ACC) against the missing rate, one line per method (the fixed
+  conditions are plotted only when there is no random one).
 
 Row keys: ``recoverer``, ``protocol`` (``"random"``/``"fixed"``), ``condition`` (``"0.3"``,
-``"{t,a}"``), ``missing_rate`` or ``pattern``, ``seed``, ``metrics`` (the
-:func:`~mer.metrics.regression_metrics` or :func:`~mer.metrics.classification_metrics` keys,
-``recovery_mse`` and ``loss``), ``epochs_run``, ``best_epoch``, ``train_seconds``, ``eval_seconds``,
-``config`` (the resolved run config).
+``"{t,a}"``), ``missing_rate`` or ``pattern``, ``seed``, ``training`` (``"per_condition"`` /
+``"shared"``), ``metrics`` (the :func:`~mer.metrics.regression_metrics` or
+:func:`~mer.metrics.classification_metrics` keys, ``recovery_mse`` and ``loss``), ``epochs_run``,
+``best_epoch``, ``train_seconds`` (of the model evaluated: with shared training, the shared run's),
+``eval_seconds``, ``config`` (the resolved config the model was trained with).
 """
 
 from __future__ import annotations
@@ -41,6 +52,8 @@ __all__ = [
     "default_missing_rates",
     "DEFAULT_RECOVERERS",
     "DEFAULT_SEEDS",
+    "BENCHMARK_PROTOCOLS",
+    "TRAINING_MODES",
     "format_table",
     "plot_missing_rate",
     "write_report",
@@ -49,8 +62,10 @@ __all__ = [
 
 DEFAULT_RECOVERERS = ("zero", "mean", "autoencoder", "imder", "gsdnet")
 DEFAULT_SEEDS = (1111, 1112, 1113)
-ROW_KEYS = ("recoverer", "protocol", "condition", "seed", "metrics", "epochs_run", "best_epoch",
-            "train_seconds", "eval_seconds", "config")
+BENCHMARK_PROTOCOLS = ("random", "fixed", "both")
+TRAINING_MODES = ("per_condition", "shared")
+ROW_KEYS = ("recoverer", "protocol", "condition", "seed", "training", "metrics", "epochs_run",
+            "best_epoch", "train_seconds", "eval_seconds", "config")
 
 
 def default_missing_rates(num_modalities: int = 3) -> list[float]:
@@ -67,13 +82,24 @@ def default_missing_rates(num_modalities: int = 3) -> list[float]:
 
 
 def _conditions(dataset: ConversationDataset, protocol: str, missing_rates, patterns) -> list[Protocol]:
-    if protocol == "random":
+    if protocol not in BENCHMARK_PROTOCOLS:
+        raise ValueError(f"protocol must be one of {list(BENCHMARK_PROTOCOLS)}, got {protocol!r}")
+    conditions = []
+    if protocol in ("random", "both"):
         rates = default_missing_rates(len(dataset.modalities)) if missing_rates is None else missing_rates
-        return [Protocol.parse(float(r), dataset.modalities) for r in rates]
-    if protocol == "fixed":
+        conditions += [Protocol.parse(float(r), dataset.modalities) for r in rates]
+    if protocol in ("fixed", "both"):
         chosen = fixed_patterns(dataset.modalities) if patterns is None else patterns
-        return [Protocol.parse(tuple(p), dataset.modalities) for p in chosen]
-    raise ValueError(f"protocol must be 'random' or 'fixed', got {protocol!r}")
+        conditions += [Protocol.parse(tuple(p), dataset.modalities) for p in chosen]
+    if not conditions:
+        raise ValueError("give at least one missing rate or pattern")
+    return conditions
+
+
+def _mixture(conditions: Sequence[Protocol]) -> Protocol:
+    """The shared-training protocol: the uniform mixture of the benchmark's conditions."""
+    items = [float(c.missing_rate) if c.kind == "random" else tuple(c.pattern) for c in conditions]
+    return Protocol(kind="mixed", mixture=tuple(items))
 
 
 def run_benchmark(
@@ -85,6 +111,7 @@ def run_benchmark(
     epochs: int | None = None,
     *,
     patterns: Sequence[Sequence[str]] | None = None,
+    training: str = "per_condition",
     config: RunConfig | dict | str | os.PathLike | None = None,
     recoverer_kwargs: dict[str, dict] | None = None,
     device: str | None = None,
@@ -100,7 +127,8 @@ def run_benchmark(
         Default: the synthetic set (``synthetic_conversations(seed=0)``).
     recoverers : sequence of str
         Registered names (default: zero, mean, autoencoder, imder, gsdnet).
-    protocol : {"random", "fixed"}
+    protocol : {"random", "fixed", "both"}
+        ``"both"``: the random conditions, then the fixed ones; each row keeps its own protocol.
     missing_rates : sequence of float, optional
         Random protocol; default :func:`default_missing_rates`.
     seeds : sequence of int
@@ -109,6 +137,10 @@ def run_benchmark(
         Overrides ``config.train.epochs``.
     patterns : sequence of sequences of str, optional
         Fixed protocol; default all ``2^M − 1`` availability sets.
+    training : {"per_condition", "shared"}
+        ``"per_condition"``: a model per (condition, seed, recoverer), trained under that condition.
+        ``"shared"``: a model per (seed, recoverer), trained under ``Protocol(kind="mixed")`` over all
+        the conditions, evaluated under each with the test masks per-condition mode uses.
     config : RunConfig, dict or path, optional
         Base settings for every run (its recoverer, protocol and seed are replaced).
     recoverer_kwargs : dict, optional
@@ -118,19 +150,22 @@ def run_benchmark(
     out_dir : path, optional
         Where ``results.json``, ``table.md`` and ``missing_rate.png`` go.
     resume : bool
-        Skip runs already in ``out_dir/results.json`` with the same config.
+        Skip what ``out_dir/results.json`` already holds with the same config and training mode: a
+        run (per-condition), or a (seed, recoverer) with rows for every condition (shared).
     progress : bool
         tqdm bars per run.
 
     Returns
     -------
     list of dict
-        One row per (condition, seed, recoverer); keys :data:`ROW_KEYS` plus ``missing_rate`` or
-        ``pattern``.
+        One row per (condition, seed, recoverer), in that order; keys :data:`ROW_KEYS` plus
+        ``missing_rate`` or ``pattern``.
     """
     dataset = synthetic_conversations(seed=0) if dataset is None else dataset
     if not isinstance(dataset, ConversationDataset):
         raise ValueError(f"dataset must be a ConversationDataset, got {type(dataset).__name__}")
+    if training not in TRAINING_MODES:
+        raise ValueError(f"training must be one of {list(TRAINING_MODES)}, got {training!r}")
     recoverers = list(recoverers)
     if not recoverers:
         raise ValueError("give at least one recoverer")
@@ -147,54 +182,101 @@ def run_benchmark(
     if base.recoverer_kwargs and base.recoverer not in kwargs_by_name:
         kwargs_by_name[base.recoverer] = dict(base.recoverer_kwargs)
 
+    def run_config(name: str, seed: int, protocol_: Protocol) -> RunConfig:
+        cfg = RunConfig.from_dict(base.to_dict())
+        cfg.recoverer = name
+        cfg.recoverer_kwargs = dict(kwargs_by_name.get(name, {}))
+        cfg.protocol = dataclasses.replace(protocol_, seed=None)
+        cfg.seed = seed
+        cfg.validate()
+        return cfg
+
     out = pathlib.Path(out_dir) if out_dir is not None else None
-    rows: list[dict] = []
     done: dict[tuple, dict] = {}
     if out is not None and resume and (out / "results.json").is_file():
         for row in json.loads((out / "results.json").read_text(encoding="utf8")):
             done[_key(row)] = row
 
-    for condition in conditions:
+    def finished(name: str, seed: int, condition: Protocol, row_config: dict) -> dict | None:
+        previous = done.get((name, condition.kind, condition.condition, seed))
+        # Rows written before the training key existed were all per-condition.
+        if (previous is None or previous.get("config") != jsonable(row_config)
+                or previous.get("training", "per_condition") != training):
+            return None
+        return dict(previous, training=training)
+
+    results: dict[tuple, dict] = {}  # (condition index, seed, recoverer) → row
+
+    def save() -> None:
+        if out is not None:
+            atomic_write_json(list(results.values()), out / "results.json")
+
+    if training == "per_condition":
+        for c, condition in enumerate(conditions):
+            for seed in seeds:
+                for name in recoverers:
+                    cfg = run_config(name, seed, condition)
+                    row_config = cfg.to_dict()
+                    previous = finished(name, seed, condition, row_config)
+                    if previous is not None:
+                        results[c, seed, name] = previous
+                        continue
+                    started = time.perf_counter()
+                    trained = train(dataset, config=cfg)
+                    train_seconds = time.perf_counter() - started
+                    results[c, seed, name] = _row(trained, dataset, condition, training,
+                                                  train_seconds, row_config, masks=None)
+                    save()
+    else:
+        mixture = _mixture(conditions)
         for seed in seeds:
             for name in recoverers:
-                cfg = RunConfig.from_dict(base.to_dict())
-                cfg.recoverer = name
-                cfg.recoverer_kwargs = dict(kwargs_by_name.get(name, {}))
-                cfg.protocol = dataclasses.replace(condition, seed=None)
-                cfg.seed = seed
-                cfg.validate()
+                cfg = run_config(name, seed, mixture)
                 row_config = cfg.to_dict()
-                previous = done.get((name, condition.kind, condition.condition, seed))
-                if previous is not None and previous.get("config") == jsonable(row_config):
-                    rows.append(previous)
+                previous = [finished(name, seed, condition, row_config) for condition in conditions]
+                if all(p is not None for p in previous):
+                    results.update({(c, seed, name): p for c, p in enumerate(previous)})
                     continue
                 started = time.perf_counter()
                 trained = train(dataset, config=cfg)
-                trained_at = time.perf_counter()
-                metrics = trained.evaluate(dataset, "test")
-                row = {
-                    "recoverer": name,
-                    "protocol": condition.kind,
-                    "condition": condition.condition,
-                    "seed": seed,
-                    "metrics": metrics,
-                    "epochs_run": len(trained.history),
-                    "best_epoch": trained.best_epoch,
-                    "train_seconds": trained_at - started,
-                    "eval_seconds": time.perf_counter() - trained_at,
-                    "config": row_config,
-                }
-                if condition.kind == "random":
-                    row["missing_rate"] = float(condition.missing_rate)
-                else:
-                    row["pattern"] = list(condition.pattern)
-                rows.append(jsonable(row))
-                if out is not None:
-                    atomic_write_json(rows, out / "results.json")
-    rows = [jsonable(r) for r in rows]
+                train_seconds = time.perf_counter() - started
+                for c, condition in enumerate(conditions):
+                    # masks=condition with no seed of its own: the run's seed draws them, exactly
+                    # as for the per-condition model of this seed.
+                    results[c, seed, name] = _row(trained, dataset, condition, training, train_seconds,
+                                                  row_config, masks=dataclasses.replace(condition, seed=None))
+                save()
+
+    rows = [results[c, seed, name] for c in range(len(conditions)) for seed in seeds for name in recoverers]
     if out is not None:
         write_report(rows, out, dataset.task)
     return rows
+
+
+def _row(trained, dataset: ConversationDataset, condition: Protocol, training: str,
+         train_seconds: float, row_config: dict, masks: Protocol | None) -> dict:
+    """The result row of ``trained`` evaluated on the test split under ``condition`` (``masks=None``:
+    the model's own protocol, which is ``condition``)."""
+    started = time.perf_counter()
+    metrics = trained.evaluate(dataset, "test", masks=masks)
+    row = {
+        "recoverer": trained.config.recoverer,
+        "protocol": condition.kind,
+        "condition": condition.condition,
+        "seed": trained.config.seed,
+        "training": training,
+        "metrics": metrics,
+        "epochs_run": len(trained.history),
+        "best_epoch": trained.best_epoch,
+        "train_seconds": train_seconds,
+        "eval_seconds": time.perf_counter() - started,
+        "config": row_config,
+    }
+    if condition.kind == "random":
+        row["missing_rate"] = float(condition.missing_rate)
+    else:
+        row["pattern"] = list(condition.pattern)
+    return jsonable(row)
 
 
 def _key(row: dict) -> tuple:
@@ -243,25 +325,47 @@ def _average_cell(rows: list[dict], keys: Sequence[str], scale: float = 100.0, d
     return " / ".join(parts)
 
 
+_SECTION_TITLES = {
+    "random": "Random missing (rows: missing rate)",
+    "fixed": "Fixed missing (rows: available modalities)",
+}
+_TRAINING_NOTES = {
+    "per_condition": "one model per condition, seed and method (`per_condition`)",
+    "shared": "one model per seed and method, trained on the uniform mixture of all conditions "
+              "(`shared`)",
+}
+
+
 def format_table(rows: list[dict], task: str = "regression") -> str:
-    """The Markdown tables of ``table.md`` (see the module docstring)."""
+    """The Markdown tables of ``table.md`` (see the module docstring): per protocol (a ``##`` section
+    each when the rows hold more than one) the metric table and the recovery-MSE table, each with its
+    ``Average`` row over that protocol's conditions."""
     if not rows:
         raise ValueError("no benchmark rows to tabulate")
     keys, label = _columns(task)
     methods = _ordered(r["recoverer"] for r in rows)
-    conditions = _ordered(r["condition"] for r in rows)
     seeds = _ordered(str(r["seed"]) for r in rows)
     protocols = _ordered(r["protocol"] for r in rows)
+    trainings = _ordered(r["training"] for r in rows if r.get("training"))
     convention = ""
     if task != "classification":
         convention = " (ACC2 and F1: non-zero convention, `acc2_non0` / `f1_non0`)"
+    training = ""
+    if trainings:
+        training = " Training: " + "; ".join(_TRAINING_NOTES.get(t, t) for t in trainings) + "."
     lines = [
-        f"Protocol: {', '.join(protocols)}. Cells: {label} in %, mean ± std over seeds "
+        f"Protocol: {', '.join(protocols)}.{training} Cells: {label} in %, mean ± std over seeds "
         f"{', '.join(seeds)}{convention}.",
-        "",
-        "| Condition | " + " | ".join(methods) + " |",
-        "| --- | " + " | ".join("---" for _ in methods) + " |",
     ]
+    for protocol in protocols:
+        if len(protocols) > 1:
+            lines += ["", f"## {_SECTION_TITLES.get(protocol, protocol)}"]
+        lines += _protocol_tables([r for r in rows if r["protocol"] == protocol], methods, keys)
+    return "\n".join(lines) + "\n"
+
+
+def _protocol_tables(rows: list[dict], methods: list[str], keys: Sequence[str]) -> list[str]:
+    conditions = _ordered(r["condition"] for r in rows)
 
     def select(method, condition=None):
         return [
@@ -269,38 +373,44 @@ def format_table(rows: list[dict], task: str = "regression") -> str:
             if r["recoverer"] == method and (condition is None or r["condition"] == condition)
         ]
 
-    for c in conditions:
-        lines.append(f"| {c} | " + " | ".join(_cell(select(m, c), keys) for m in methods) + " |")
-    lines.append("| Average | " + " | ".join(_average_cell(select(m), keys) for m in methods) + " |")
-    lines += [
+    def table(cell_keys, scale, digits):
+        out = ["", "| Condition | " + " | ".join(methods) + " |",
+               "| --- | " + " | ".join("---" for _ in methods) + " |"]
+        for c in conditions:
+            out.append(
+                f"| {c} | " + " | ".join(_cell(select(m, c), cell_keys, scale, digits) for m in methods)
+                + " |"
+            )
+        out.append(
+            "| Average | "
+            + " | ".join(_average_cell(select(m), cell_keys, scale, digits) for m in methods)
+            + " |"
+        )
+        return out
+
+    return [
+        *table(keys, 100.0, 1),
         "",
         "Recovery MSE of the dropped features (standardised units, mean ± std over seeds; – where "
         "nothing is dropped):",
-        "",
-        "| Condition | " + " | ".join(methods) + " |",
-        "| --- | " + " | ".join("---" for _ in methods) + " |",
+        *table(["recovery_mse"], 1.0, 3),
     ]
-    for c in conditions:
-        lines.append(
-            f"| {c} | " + " | ".join(_cell(select(m, c), ["recovery_mse"], 1.0, 3) for m in methods) + " |"
-        )
-    lines.append(
-        "| Average | "
-        + " | ".join(_average_cell(select(m), ["recovery_mse"], 1.0, 3) for m in methods)
-        + " |"
-    )
-    return "\n".join(lines) + "\n"
 
 
 def plot_missing_rate(rows: list[dict], path: str | os.PathLike, task: str = "regression") -> None:
-    """ACC2 (regression, non-zero convention) or ACC against the condition, one line per method,
-    mean ± std over seeds as error bars; written with matplotlib's Agg backend."""
+    """ACC2 (regression, non-zero convention) or ACC against the missing rate, one line per method,
+    mean ± std over seeds as error bars; written with matplotlib's Agg backend.
+
+    Only the random-protocol rows are plotted when there are any (with ``protocol="both"`` the fixed
+    sets are in the table only); otherwise the availability sets are the x axis.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     key = "acc" if task == "classification" else "acc2_non0"
+    rows = [r for r in rows if r["protocol"] == "random"] or rows
     methods = _ordered(r["recoverer"] for r in rows)
     conditions = _ordered(r["condition"] for r in rows)
     numeric = all(r["protocol"] == "random" for r in rows)

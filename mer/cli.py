@@ -152,11 +152,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("benchmark", help="recoverers × conditions × seeds; writes results, table, figure")
     p.add_argument("--recoverers", type=_names, default=None, metavar="A,B",
                    help="default: zero,mean,autoencoder,imder,gsdnet")
-    p.add_argument("--protocol", choices=["random", "fixed"], default="random")
+    p.add_argument("--protocol", choices=["random", "fixed", "both"], default="random",
+                   help="conditions: missing rates, availability sets, or both (a table section "
+                        "each; default random)")
     p.add_argument("--missing-rates", type=_floats, default=None, metavar="R,R",
                    help="random protocol (default 0.0,0.1,...,0.6 and (M-1)/M)")
     p.add_argument("--patterns", type=_patterns, default=None, metavar="t;a;t,a",
                    help="fixed protocol: ';'-separated availability sets (default: all 2^M-1)")
+    p.add_argument("--training", choices=["per-condition", "shared"], default="per-condition",
+                   help="per-condition: a model per condition, seed and recoverer (default); shared: "
+                        "one model per seed and recoverer trained on the uniform mixture of all "
+                        "conditions, then tested under each")
     p.add_argument("--seeds", type=_ints, default=None, metavar="S,S", help="default 1111,1112,1113")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--no-resume", action="store_true", help="rerun runs already in DIR/results.json")
@@ -230,6 +236,7 @@ def _dispatch(args) -> int:
             protocol=args.protocol,
             missing_rates=args.missing_rates,
             patterns=args.patterns,
+            training=args.training.replace("-", "_"),
             seeds=args.seeds or list(DEFAULT_SEEDS),
             config=base,
             out_dir=args.out,
@@ -237,7 +244,8 @@ def _dispatch(args) -> int:
             progress=args.progress,
         )
         print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
-        print(f"{len(rows)} runs; results in {args.out}/results.json, figure in {args.out}/missing_rate.png")
+        print(f"{len(rows)} results (condition × seed × recoverer) in {args.out}/results.json, "
+              f"figure in {args.out}/missing_rate.png")
         return 0
     raise ValueError(f"unknown command {args.command!r}")
 

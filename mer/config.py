@@ -29,7 +29,7 @@ __all__ = [
     "REGRESSION_LOSSES",
 ]
 
-PROTOCOL_KINDS = ("none", "random", "fixed")
+PROTOCOL_KINDS = ("none", "random", "fixed", "mixed")
 REGRESSION_LOSSES = ("l1", "mse")
 TRAIN_MASK_MODES = ("per_epoch", "fixed")
 
@@ -121,8 +121,8 @@ class TrainConfig:
     regression_loss : {"l1", "mse"}
         Task loss for regression (MMSA trains MOSI/MOSEI models with L1).
     train_masks : {"per_epoch", "fixed"}
-        Random protocol only: draw the training split's masks anew every epoch (seed + epoch), or once.
-        Validation and test masks are always drawn once per (split, rate, seed).
+        Random and mixed protocols: draw the training split's masks anew every epoch (seed + epoch),
+        or once. Validation and test masks are always drawn once per (split, condition, seed).
     device : str
         ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
     progress : bool
@@ -169,26 +169,41 @@ class Protocol:
 
     Parameters
     ----------
-    kind : {"none", "random", "fixed"}
+    kind : {"none", "random", "fixed", "mixed"}
         ``none``: everything available; ``random``: exact-rate random masks
-        (:func:`mer.data.random_missing`); ``fixed``: one availability set for every utterance.
+        (:func:`mer.data.random_missing`); ``fixed``: one availability set for every utterance;
+        ``mixed``: the uniform mixture of the conditions in ``mixture`` — every conversation draws one
+        of them (:func:`mer.training.protocol_masks` says how).
     missing_rate : float
         Random protocol: ``0 ≤ MR ≤ (M − 1)/M``.
     pattern : tuple of str, optional
         Fixed protocol: the available modalities.
     seed : int, optional
         Seed of the mask draws; ``None`` uses the run's seed. Valid/test masks depend only on
-        (split, rate, seed), so every method evaluated with one seed sees the same inputs.
+        (split, condition, seed), so every method evaluated with one seed sees the same inputs.
+    mixture : tuple, optional
+        Mixed protocol: the conditions, each a float (a random missing rate) or a tuple of modality
+        names (a fixed availability set), e.g. ``(0.0, 0.3, ("t",), ("t", "a"))``. Non-empty, without
+        repeats.
+
+    Examples
+    --------
+    >>> Protocol.parse({"kind": "mixed", "mixture": [0.3, ["t", "a"]]}).mixture
+    (0.3, ('t', 'a'))
     """
 
     kind: str = "random"
     missing_rate: float = 0.0
     pattern: tuple[str, ...] | None = None
     seed: int | None = None
+    mixture: tuple | None = None
 
     def __post_init__(self) -> None:
         if self.pattern is not None:
             self.pattern = tuple(self.pattern)
+        if self.mixture is not None and isinstance(self.mixture, (list, tuple)):
+            # JSON turns the tuples into lists; a plain tuple of floats / tuples compares and hashes.
+            self.mixture = tuple(_mixture_item(item) for item in self.mixture)
 
     def validate(self, modalities: list[str] | None = None) -> None:
         if self.kind not in PROTOCOL_KINDS:
@@ -206,22 +221,73 @@ class Protocol:
                     raise ValueError(
                         f"pattern names unknown modalities {unknown}; valid: {list(modalities)}"
                     )
+        if self.kind == "mixed":
+            self._validate_mixture(modalities)
+
+    def _validate_mixture(self, modalities: list[str] | None) -> None:
+        if not isinstance(self.mixture, tuple) or not self.mixture:
+            raise ValueError(
+                "a mixed protocol needs a non-empty mixture of conditions, e.g. "
+                f"mixture=(0.0, 0.3, ('t',)); got {self.mixture!r}"
+            )
+        seen: dict = {}
+        for i, item in enumerate(self.mixture):
+            if isinstance(item, float):
+                ceiling = None if modalities is None else (len(modalities) - 1) / len(modalities)
+                if not (math.isfinite(item) and item >= 0.0) or (
+                    ceiling is not None and item > ceiling + 1e-9
+                ):
+                    bound = "" if ceiling is None else f", (M-1)/M = {ceiling:.4g}"
+                    raise ValueError(
+                        f"mixture[{i}]: missing rate {item:g} is outside [0{bound}]: every utterance "
+                        "must keep at least one modality"
+                    )
+            elif not isinstance(item, tuple) or not item or not all(isinstance(m, str) for m in item):
+                raise ValueError(
+                    f"mixture[{i}] = {item!r} must be a missing rate (float) or a non-empty tuple of "
+                    "available modality names"
+                )
+            elif modalities is not None:
+                unknown = [m for m in item if m not in modalities]
+                if unknown:
+                    raise ValueError(
+                        f"mixture[{i}] names unknown modalities {unknown}; valid: {list(modalities)}"
+                    )
+            if item in seen:
+                raise ValueError(f"mixture[{i}] = {item!r} repeats mixture[{seen[item]}]")
+            seen[item] = i
+
+    @property
+    def conditions(self) -> list["Protocol"]:
+        """Mixed protocol: its conditions as ``random`` / ``fixed`` protocols with this seed, in
+        mixture order."""
+        if self.kind != "mixed":
+            raise ValueError(f"only a mixed protocol has conditions, this one is {self.kind!r}")
+        return [
+            Protocol(kind="random", missing_rate=item, seed=self.seed)
+            if isinstance(item, float)
+            else Protocol(kind="fixed", pattern=item, seed=self.seed)
+            for item in self.mixture or ()
+        ]
 
     @property
     def condition(self) -> str:
         """Table label: ``"0.0"``, ``"0.3"``, ``"0.667"`` (random, rate to at most 3 decimals),
-        ``"{t,a}"`` (fixed), ``"full"`` (none)."""
+        ``"{t,a}"`` (fixed), ``"mixed"``, ``"full"`` (none)."""
         if self.kind == "random":
             text = f"{float(self.missing_rate):.3f}".rstrip("0")
             return text + "0" if text.endswith(".") else text
         if self.kind == "fixed":
             return "{" + ",".join(self.pattern or ()) + "}"
+        if self.kind == "mixed":
+            return "mixed"
         return "full"
 
     @classmethod
     def parse(cls, value: Any, modalities: list[str] | None = None) -> "Protocol":
-        """Accept a :class:`Protocol`, a dict of its fields, ``None`` or ``"none"`` (everything
-        available), a float (random rate) or a tuple/list of modality names (fixed pattern)."""
+        """Accept a :class:`Protocol`, a dict of its fields (``{"kind": "mixed", "mixture": [...]}``
+        for a mixture), ``None`` or ``"none"`` (everything available), a float (random rate) or a
+        tuple/list of modality names (fixed pattern)."""
         if isinstance(value, Protocol):
             out = dataclasses.replace(value)
         elif value is None or (isinstance(value, str) and value == "none"):
@@ -239,6 +305,16 @@ class Protocol:
             )
         out.validate(modalities)
         return out
+
+
+def _mixture_item(item: Any) -> Any:
+    """A mixture entry in canonical form: a float rate or a tuple of names (others kept for
+    :meth:`Protocol.validate` to reject)."""
+    if isinstance(item, (int, float)) and not isinstance(item, bool):
+        return float(item)
+    if isinstance(item, (list, tuple)):
+        return tuple(item)
+    return item
 
 
 @dataclass

@@ -35,6 +35,7 @@ def test_benchmark_writes_results_table_and_figure_with_the_documented_keys(tiny
     assert saved == rows
     for row in saved:
         assert set(ROW_KEYS) <= set(row) and "missing_rate" in row
+        assert row["training"] == "per_condition"
         assert {"acc2_non0", "f1_non0", "acc7", "mae", "corr", "recovery_mse"} <= set(row["metrics"])
     assert {r["condition"] for r in saved} == {"0.0", "0.5"}
     assert all(r["metrics"]["recovery_mse"] is None for r in saved if r["condition"] == "0.0")
@@ -99,3 +100,30 @@ def test_cli_train_evaluate_benchmark_and_list(tmp_path, capsys):
     assert "autoencoder" in capsys.readouterr().out
     assert main(["benchmark", "--recoverers", "nope", "--out", str(tmp_path / "x"), *data]) == 2
     assert "available:" in capsys.readouterr().err
+
+
+def test_cli_benchmark_protocol_and_training_flags_reach_run_benchmark(tmp_path, monkeypatch, capsys):
+    import mer.benchmark as bench
+    from mer.cli import build_parser
+
+    calls = []
+
+    def fake(dataset, **kwargs):
+        calls.append(kwargs)
+        (tmp_path / "table.md").write_text("| Average |\n")
+        return []
+
+    monkeypatch.setattr(bench, "run_benchmark", fake)
+    data = ["--synthetic-conversations", "20", "--out", str(tmp_path)]
+    assert main(["benchmark", "--protocol", "both", "--training", "shared", *data]) == 0
+    assert main(["benchmark", *data]) == 0
+    assert [(c["protocol"], c["training"]) for c in calls] == [("both", "shared"),
+                                                              ("random", "per_condition")]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["benchmark", "--training", "per_condition", *data])
+    assert "invalid choice" in capsys.readouterr().err
+    help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["benchmark"]
+                         .format_help().split())
+    assert "{random,fixed,both}" in help_text and "{per-condition,shared}" in help_text
+    assert "uniform mixture of all conditions" in help_text
