@@ -285,12 +285,26 @@ def build_recoverer(
     ``ValueError`` listing the accepted ones.
     """
     cls = recoverer_class(name)
-    params = inspect.signature(cls.__init__).parameters
-    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        accepted = [k for k in params if k not in ("self", "modalities", "feature_dims")]
-        unknown = sorted(set(kwargs) - set(accepted))
+    accepted = _accepted_settings(cls)
+    if accepted is not None:
+        unknown = sorted(set(kwargs) - accepted)
         if unknown:
             raise ValueError(
                 f"recoverer {name!r} got unknown settings {unknown}; accepted: {sorted(accepted)}"
             )
     return cls(modalities, feature_dims, **kwargs)
+
+
+def _accepted_settings(cls: type) -> set[str] | None:
+    """Keywords ``cls(...)`` accepts, following ``**kwargs`` up the base classes (a variant that
+    fixes one setting of its parent forwards the rest); ``None`` when no base class closes the set."""
+    accepted: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass):
+            continue
+        params = inspect.signature(klass.__init__).parameters
+        accepted |= {k for k, p in params.items()
+                     if k not in ("self", "modalities", "feature_dims") and p.kind is not p.VAR_KEYWORD}
+        if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return accepted
+    return None

@@ -57,16 +57,21 @@ from mer.data.collate import ConversationBatch
 from mer.graph import GraphConfig, similarity_adjacency, structure_adjacency
 from mer.recoverers.base import Recoverer, Recovery, merge_observed, observed_only, register_recoverer
 
-__all__ = ["GSDNet"]
+__all__ = ["GSDNet", "GSDNetAdjacency", "GSDNetNoGraph"]
 
 SAMPLERS = ("ode", "euler_maruyama", "reverse_diffusion")
 REC_ESTIMATES = ("tweedie", "sampler")
-GRAPH_CHANNELS = ("spectral", "none")
+GRAPH_CHANNELS = ("spectral", "adjacency", "none")
 
 
 @dataclass
 class _Context:
-    """Everything the score networks condition on, computed once per batch from observed data only."""
+    """Everything the score networks condition on, computed once per batch from observed data only.
+
+    The graph channel works on ``T`` *slots* per modality: the ``N`` eigenvalue slots of the structure
+    basis (``graph="spectral"``) or the ``N(N+1)/2`` upper-triangle entries of the similarity graph
+    (``graph="adjacency"``).
+    """
 
     observed_x: Tensor  # (B, N, D) standardised features, zero where unobserved
     entry_flags: Tensor  # (B, N, M) float availability
@@ -74,10 +79,11 @@ class _Context:
     utterance_mask: Tensor  # (B, N) bool
     eigenvectors: Tensor  # (B, N, N) structure basis U
     structure_eigenvalues: Tensor  # (B, N) λ_s
-    observed_spectra: Tensor | None  # (B, N, M) λ of the observed-only similarity graphs, / n
     sizes: Tensor  # (B,) conversation lengths
     feature_condition: Tensor  # (B, N, D + M) observed features and availability flags
-    spectrum_condition: Tensor | None  # (B·M, N, 2M + 3) per-slot condition of the spectrum network
+    slot_mask: Tensor | None = None  # (B, T) bool: slots of real utterances
+    observed_graph: Tensor | None = None  # (B, T, M) slots of the observed-only similarity graphs
+    graph_condition: Tensor | None = None  # (B·M, T, 2M + 3) per-slot condition of the graph network
 
 
 @register_recoverer("gsdnet")
@@ -104,6 +110,10 @@ class GSDNet(Recoverer):
         Inference stops the reverse process at this time and returns the one-step (Tweedie) denoised
         estimate ``E[x_0 | x_t]`` there (default 0.5; ``1e-3`` returns a plain sample). A larger time
         returns an estimate closer to the posterior mean (see the module docstring).
+    graph : {"spectral", "adjacency", "none"}
+        What the graph channel diffuses: the per-modality spectra in the structure basis (GSDNet), the
+        similarity graphs' entries themselves (the ``gsdnet_adjacency`` ablation), or nothing (features
+        only, fusion on the unweighted graph: ``gsdnet_nograph``).
     beta_min, beta_max : float
         VP SDE schedule.
     """
@@ -140,8 +150,10 @@ class GSDNet(Recoverer):
             raise ValueError(f"denoise_time must lie in (0, 1), got {denoise_time}")
         self.sampler, self.sampling_steps = sampler, int(sampling_steps)
         self.denoise_time = float(denoise_time)
-        self.graph, self.use_spectra = graph, graph == "spectral"
         self.rec_estimate, self.rec_t_max = rec_estimate, float(rec_t_max)
+        self.graph = graph
+        # State key of the graph channel (also names its loss term and its extras entry).
+        self.graph_key = {"spectral": "spectra", "adjacency": "adjacency", "none": None}[graph]
         self.sde = sd.VPSDE(beta_min=beta_min, beta_max=beta_max)
 
         M = len(self.modalities)
@@ -156,10 +168,12 @@ class GSDNet(Recoverer):
                                                 condition_dim=self.total_dim + M)
         self.feature_head = nn.Sequential(nn.Linear(2 * self.total_dim + M, hidden_dim), nn.SiLU(),
                                           nn.Linear(hidden_dim, self.total_dim))
-        if self.use_spectra:
-            # Per slot: λ_obs of this modality, λ_obs of every modality, λ_s, modality one-hot, observed share.
-            self.spectrum_score = sd.EigenvalueScoreNet(hidden_dim, num_layers, condition_dim=2 * M + 3)
-            self.spectrum_head = nn.Sequential(nn.Linear(2, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, 1))
+        if self.graph_key is not None:
+            # The same set network and head for either kind of slot. Per slot: the observed value of this
+            # modality, of every modality, the structure value (λ_s or A_s entry), the modality one-hot
+            # and the modality's observed share.
+            self.graph_score = sd.EigenvalueScoreNet(hidden_dim, num_layers, condition_dim=2 * M + 3)
+            self.graph_head = nn.Sequential(nn.Linear(2, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, 1))
 
     # ------------------------------------------------------------------------------ context
     def _context(self, batch: ConversationBatch, observed: Tensor) -> _Context:
@@ -173,76 +187,99 @@ class GSDNet(Recoverer):
                                            dtype=torch.float64)
             lam_s, U = sd.batched_eigh(A, sizes)
             U, lam_s = U.to(observed_x.dtype), lam_s.to(observed_x.dtype)
-            spectra = spectrum_condition = None
-            if self.use_spectra:
-                spectra = torch.stack([
-                    self._project(similarity_adjacency(x, batch.lengths, available=observed[:, :, k])[0],
-                                  U, sizes)
-                    for k, x in enumerate(visible.values())
-                ], dim=-1)
         # The conditions depend only on what is observed: built once, reused by every sampler step.
-        feature_condition = torch.cat([observed_x, flags], dim=-1)
-        if self.use_spectra:
-            spectrum_condition = self._spectrum_condition(spectra, lam_s, flags, sizes)
-        return _Context(observed_x, flags, missing, mask, U, lam_s, spectra, sizes, feature_condition,
-                        spectrum_condition)
-
-    @staticmethod
-    def _project(S: Tensor, U: Tensor, sizes: Tensor) -> Tensor:
-        """``diag(Uᵀ S U) / n`` ``(B, N)``: a similarity graph's spectrum in the structure basis."""
-        return torch.einsum("bik,bij,bjk->bk", U, S.to(U.dtype), U) / sizes[:, None].to(U.dtype)
-
-    def _true_spectra(self, batch: ConversationBatch, ctx: _Context) -> Tensor:
-        """``λ (B, N, M)`` of the complete similarity graphs (training only: reads dropped entries)."""
+        ctx = _Context(observed_x, flags, missing, mask, U, lam_s, sizes, torch.cat([observed_x, flags], dim=-1))
+        if self.graph_key is None:
+            return ctx
         with torch.no_grad():
-            return torch.stack([
-                self._project(similarity_adjacency(x, batch.lengths)[0], ctx.eigenvectors, ctx.sizes)
-                for x in batch.features.values()
+            ctx.slot_mask = self._to_slots(mask[:, :, None] & mask[:, None, :], ctx)[..., 0] > 0 \
+                if self.graph == "adjacency" else mask
+            ctx.observed_graph = torch.stack([
+                self._to_slots(similarity_adjacency(x, batch.lengths, available=observed[:, :, k])[0], ctx)[..., 0]
+                for k, x in enumerate(visible.values())
             ], dim=-1)
+            structure = lam_s if self.graph == "spectral" else self._to_slots(A.to(lam_s.dtype), ctx)[..., 0]
+        ctx.graph_condition = self._graph_condition(ctx.observed_graph, structure, flags, sizes)
+        return ctx
+
+    def _to_slots(self, S: Tensor, ctx: _Context) -> Tensor:
+        """A graph ``(B, N, N)`` as slot values ``(B, T, 1)``.
+
+        Spectral: ``diag(Uᵀ S U) / n``, the graph's spectrum in the structure basis (in ``[0, 1]`` for a
+        similarity graph). Adjacency: the upper-triangle entries (diagonal included), row-major.
+        """
+        S = S.to(ctx.eigenvectors.dtype)
+        if self.graph == "spectral":
+            U, n = ctx.eigenvectors, ctx.sizes[:, None].to(S.dtype)
+            return (torch.einsum("bik,bij,bjk->bk", U, S, U) / n)[..., None]
+        rows, cols = torch.triu_indices(S.shape[-1], S.shape[-1], device=S.device)
+        return S[:, rows, cols][..., None]
+
+    def _from_slots(self, values: Tensor, ctx: _Context) -> Tensor:
+        """Inverse of :meth:`_to_slots` for ``(B, T)`` values: the graph ``(B, N, N)``.
+
+        Spectral: ``U diag(n λ) Uᵀ`` (it keeps the structure eigenvectors). Adjacency: the entries
+        mirrored into a symmetric matrix.
+        """
+        if self.graph == "spectral":
+            U, n = ctx.eigenvectors, ctx.sizes[:, None].to(values.dtype)
+            return (U * (n * values)[:, None, :]) @ U.mT
+        B, N = ctx.utterance_mask.shape
+        rows, cols = torch.triu_indices(N, N, device=values.device)
+        upper = values.new_zeros(B, N, N)
+        upper[:, rows, cols] = values
+        return upper + upper.mT - torch.diag_embed(torch.diagonal(upper, dim1=-2, dim2=-1))
+
+    def _true_graph(self, batch: ConversationBatch, ctx: _Context) -> Tensor:
+        """Slots ``(B, T, M)`` of the complete similarity graphs (training only: reads dropped entries)."""
+        with torch.no_grad():
+            return torch.stack([self._to_slots(similarity_adjacency(x, batch.lengths)[0], ctx)[..., 0]
+                                for x in batch.features.values()], dim=-1)
 
     # ------------------------------------------------------------------------------ scores
     @staticmethod
-    def _spectrum_condition(spectra: Tensor, structure_eigenvalues: Tensor, flags: Tensor,
-                            sizes: Tensor) -> Tensor:
-        """``(B·M, N, 2M + 3)`` per-slot condition of the spectrum network: λ_obs of the slot's modality,
-        λ_obs of every modality, λ_s, the modality one-hot and the modality's observed share."""
-        B, N, M = spectra.shape
+    def _graph_condition(observed_graph: Tensor, structure: Tensor, flags: Tensor, sizes: Tensor) -> Tensor:
+        """``(B·M, T, 2M + 3)`` per-slot condition of the graph network: the slot's observed value for its
+        modality and for every modality, the structure value, the modality one-hot and the modality's
+        observed share."""
+        B, T, M = observed_graph.shape
         share = flags.sum(dim=1) / sizes[:, None].to(flags.dtype)  # (B, M)
         per_modality = []
         for k in range(M):
-            one_hot = torch.zeros(B, N, M, dtype=share.dtype, device=share.device)
+            one_hot = torch.zeros(B, T, M, dtype=share.dtype, device=share.device)
             one_hot[:, :, k] = 1.0
             per_modality.append(torch.cat([
-                spectra[:, :, k:k + 1], spectra, structure_eigenvalues[..., None],
-                one_hot, share[:, None, k:k + 1].expand(B, N, 1)], dim=-1))
-        return torch.stack(per_modality, dim=1).reshape(B * M, N, -1)
+                observed_graph[:, :, k:k + 1], observed_graph, structure[..., None],
+                one_hot, share[:, None, k:k + 1].expand(B, T, 1)], dim=-1))
+        return torch.stack(per_modality, dim=1).reshape(B * M, T, -1)
 
     def _score(self, state: dict[str, Tensor], t: Tensor, ctx: _Context) -> dict[str, Tensor]:
-        """Joint score of ``{"features": (B, N, D), "spectra": (B, N, M)}`` at times ``t (B,)``."""
+        """Joint score of ``{"features": (B, N, D), graph_key: (B, T, M)}`` at times ``t (B,)``."""
         eps_x = self.feature_score(state["features"], ctx.structure_eigenvalues, ctx.eigenvectors, t,
                                    ctx.utterance_mask, ctx.feature_condition)
-        if not self.use_spectra:
-            return {"features": self.sde.score_from_noise(eps_x, t)}
-        B, N, M = state["spectra"].shape
-        flat = state["spectra"].permute(0, 2, 1).reshape(B * M, N)
-        eps_l = self.spectrum_score(flat, t.repeat_interleave(M), ctx.utterance_mask.repeat_interleave(M, 0),
-                                    ctx.spectrum_condition)
-        eps_l = eps_l.reshape(B, M, N).permute(0, 2, 1)
-        return {"features": self.sde.score_from_noise(eps_x, t), "spectra": self.sde.score_from_noise(eps_l, t)}
+        scores = {"features": self.sde.score_from_noise(eps_x, t)}
+        if self.graph_key is None:
+            return scores
+        B, T, M = state[self.graph_key].shape
+        flat = state[self.graph_key].permute(0, 2, 1).reshape(B * M, T)
+        eps_g = self.graph_score(flat, t.repeat_interleave(M), ctx.slot_mask.repeat_interleave(M, 0),
+                                 ctx.graph_condition)
+        scores[self.graph_key] = self.sde.score_from_noise(eps_g.reshape(B, M, T).permute(0, 2, 1), t)
+        return scores
 
     def _masks(self, ctx: _Context) -> dict[str, Tensor]:
         masks = {"features": ctx.missing_entries}
-        if self.use_spectra:
-            masks["spectra"] = ctx.utterance_mask[:, :, None]
+        if self.graph_key is not None:
+            masks[self.graph_key] = ctx.slot_mask[:, :, None]
         return masks
 
     # ------------------------------------------------------------------------------ recovery
     def _sample(self, ctx: _Context) -> dict[str, Tensor]:
         """Run the reverse process from the prior down to ``denoise_time``, then denoise in one step."""
-        B, N, M = ctx.entry_flags.shape
+        B = ctx.observed_x.shape[0]
         gen_shape = {"features": ctx.observed_x.shape}
-        if self.use_spectra:
-            gen_shape["spectra"] = (B, N, M)
+        if self.graph_key is not None:
+            gen_shape[self.graph_key] = ctx.observed_graph.shape
         x_T = {k: self.sde.prior_sampling(s, device=ctx.observed_x.device, dtype=ctx.observed_x.dtype)
                for k, s in gen_shape.items()}
         score_fn = lambda state, t, c: self._score(state, t, ctx)  # noqa: E731
@@ -266,22 +303,21 @@ class GSDNet(Recoverer):
 
     def _refine(self, batch: ConversationBatch, observed: Tensor, ctx: _Context,
                 estimate: dict[str, Tensor]) -> tuple[Recovery, Tensor, Tensor | None]:
-        """Reconstruction head ``D`` on a sample or estimate; returns the recovery, ``X̂`` and ``λ̂``."""
+        """Reconstruction head ``D`` on a sample or estimate; returns the recovery, ``X̂`` and the graph
+        slots ``Ĝ (B, T, M)`` (``None`` without a graph channel)."""
         x_hat = estimate["features"] + self.feature_head(
             torch.cat([estimate["features"], ctx.observed_x, ctx.entry_flags], dim=-1))
         x_hat = x_hat * ctx.missing_entries.to(x_hat.dtype)
         filled = {m: x_hat[:, :, self.slices[m]] for m in self.modalities}
         features = merge_observed(batch, observed, filled)
-        if not self.use_spectra:
+        if self.graph_key is None:
             return Recovery(features), x_hat, None
 
-        lam_hat = estimate["spectra"] + self.spectrum_head(
-            torch.stack([estimate["spectra"], ctx.observed_spectra], dim=-1)).squeeze(-1)
-        lam_hat = lam_hat * ctx.utterance_mask[:, :, None].to(lam_hat.dtype)
-        U, n = ctx.eigenvectors, ctx.sizes[:, None, None].to(lam_hat.dtype)
-        adjacency = {m: (U * (n[:, :, 0, None] * lam_hat[:, None, :, k])) @ U.mT
-                     for k, m in enumerate(self.modalities)}
-        return Recovery(features, adjacency, extras={"spectra": lam_hat}), x_hat, lam_hat
+        g = estimate[self.graph_key]
+        g_hat = g + self.graph_head(torch.stack([g, ctx.observed_graph], dim=-1)).squeeze(-1)
+        g_hat = g_hat * ctx.slot_mask[:, :, None].to(g_hat.dtype)
+        adjacency = {m: self._from_slots(g_hat[:, :, k], ctx) for k, m in enumerate(self.modalities)}
+        return Recovery(features, adjacency, extras={self.graph_key: g_hat}), x_hat, g_hat
 
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
         ctx = self._context(batch, observed)
@@ -292,8 +328,8 @@ class GSDNet(Recoverer):
     def training_step(self, batch: ConversationBatch, observed: Tensor) -> tuple[Recovery, dict[str, Tensor]]:
         ctx = self._context(batch, observed)
         clean = {"features": torch.cat(list(batch.features.values()), dim=-1) * ctx.missing_entries}
-        if self.use_spectra:
-            clean["spectra"] = self._true_spectra(batch, ctx)
+        if self.graph_key is not None:
+            clean[self.graph_key] = self._true_graph(batch, ctx)
         masks = self._masks(ctx)
         score_fn = lambda state, t, c: self._score(state, t, ctx)  # noqa: E731
         losses = sd.dsm_loss(score_fn, self.sde, clean, mask=masks)
@@ -310,16 +346,43 @@ class GSDNet(Recoverer):
         else:
             with torch.no_grad():
                 estimate = self._sample(ctx)
-        recovery, x_hat, lam_hat = self._refine(batch, observed, ctx, estimate)
+        recovery, x_hat, g_hat = self._refine(batch, observed, ctx, estimate)
 
         missing = ctx.missing_entries.to(x_hat.dtype)
         rec = ((x_hat - clean["features"]) ** 2 * missing).sum() / missing.sum().clamp_min(1.0)
         terms = {"score_features": losses["features"]}
-        if self.use_spectra:
-            slots = ctx.utterance_mask[:, :, None].to(lam_hat.dtype).expand_as(lam_hat)
-            rec = rec + ((lam_hat - clean["spectra"]) ** 2 * slots).sum() / slots.sum().clamp_min(1.0)
-            terms["score_spectra"] = losses["spectra"]
+        if self.graph_key is not None:
+            slots = ctx.slot_mask[:, :, None].to(g_hat.dtype).expand_as(g_hat)
+            rec = rec + ((g_hat - clean[self.graph_key]) ** 2 * slots).sum() / slots.sum().clamp_min(1.0)
+            terms[f"score_{self.graph_key}"] = losses[self.graph_key]
         return recovery, {"rec": rec, **terms}
 
     def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
         return self.training_step(batch, observed)[1]
+
+
+@register_recoverer("gsdnet_adjacency")
+class GSDNetAdjacency(GSDNet):
+    """Ablation: GSDNet diffusing the similarity graphs' entries instead of their spectra.
+
+    The approach GSDNet argues against: ``N(N+1)/2`` noisy slots per modality instead of ``N``, with
+    the same networks, widths, sampler and training budget as :class:`GSDNet`.
+    """
+
+    def __init__(self, modalities, feature_dims, **kwargs) -> None:
+        if kwargs.setdefault("graph", "adjacency") != "adjacency":
+            raise ValueError("gsdnet_adjacency fixes graph='adjacency'; use 'gsdnet' for other channels")
+        super().__init__(modalities, feature_dims, **kwargs)
+
+
+@register_recoverer("gsdnet_nograph")
+class GSDNetNoGraph(GSDNet):
+    """Ablation: GSDNet with feature diffusion only (no graph channel; fusion on the unweighted graph).
+
+    The feature score network still passes messages on the conversation's structure graph.
+    """
+
+    def __init__(self, modalities, feature_dims, **kwargs) -> None:
+        if kwargs.setdefault("graph", "none") != "none":
+            raise ValueError("gsdnet_nograph fixes graph='none'; use 'gsdnet' for other channels")
+        super().__init__(modalities, feature_dims, **kwargs)

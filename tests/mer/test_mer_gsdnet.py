@@ -88,3 +88,47 @@ def test_bad_settings_are_rejected_with_the_valid_choices():
         build_recoverer("gsdnet", ["t", "a"], {"t": 2, "a": 2}, sampler="nope")
     with pytest.raises(ValueError, match="tweedie"):
         build_recoverer("gsdnet", ["t", "a"], {"t": 2, "a": 2}, rec_estimate="nope")
+    with pytest.raises(ValueError, match="adjacency"):
+        build_recoverer("gsdnet", ["t", "a"], {"t": 2, "a": 2}, graph="nope")
+    with pytest.raises(ValueError, match=r"denoise_time must lie in \(0, 1\)"):
+        build_recoverer("gsdnet", ["t", "a"], {"t": 2, "a": 2}, denoise_time=1.0)
+    with pytest.raises(ValueError, match="fixes graph='none'"):
+        build_recoverer("gsdnet_nograph", ["t", "a"], {"t": 2, "a": 2}, graph="spectral")
+
+
+@pytest.mark.parametrize("name, key, slots", [
+    ("gsdnet", "spectra", lambda n: n),
+    ("gsdnet_adjacency", "adjacency", lambda n: n * (n + 1) // 2),
+    ("gsdnet_nograph", None, None),
+])
+def test_graph_channels_diffuse_spectra_entries_or_nothing(setting, name, key, slots):
+    ds, batch = setting
+    torch.manual_seed(0)
+    rec = build_recoverer(name, ds.modalities, ds.feature_dims, hidden_dim=16, sampling_steps=2)
+    recovery, losses = rec.training_step(batch, batch.availability)
+    expected = {"rec", "score_features"} | ({f"score_{key}"} if key else set())
+    assert set(losses) == expected
+    if key is None:
+        assert recovery.adjacency is None and not any(n.startswith("graph_") for n, _ in rec.named_parameters())
+        return
+    B, N = batch.utterance_mask.shape
+    assert recovery.extras[key].shape == (B, slots(N), len(ds.modalities))
+    for m in ds.modalities:
+        A = recovery.adjacency[m]
+        assert torch.allclose(A, A.mT, atol=1e-5)
+
+
+def test_slot_maps_invert_each_other_on_graphs_they_can_represent(setting):
+    ds, batch = setting
+    for name in ("gsdnet", "gsdnet_adjacency"):
+        rec = build_recoverer(name, ds.modalities, ds.feature_dims, hidden_dim=16)
+        ctx = rec._context(batch, batch.availability)
+        mask = batch.utterance_mask[:, :, None] & batch.utterance_mask[:, None, :]
+        if name == "gsdnet":  # a graph diagonal in the structure basis: U diag(v) Uᵀ
+            v = torch.rand(batch.utterance_mask.shape) * batch.utterance_mask
+            S = (ctx.eigenvectors * v[:, None, :]) @ ctx.eigenvectors.mT
+        else:  # any symmetric graph
+            S = torch.rand(mask.shape)
+            S = (S + S.mT) / 2 * mask
+        back = rec._from_slots(rec._to_slots(S, ctx)[..., 0], ctx)
+        assert torch.allclose(back, S, atol=1e-5), name

@@ -1,0 +1,391 @@
+"""MD2N: multi-stage duplex diffusion between an available and a missing modality.
+
+A discrete VP diffusion (``spectraldiff.VPSDE``, ``T`` steps) whose forward process starts at one
+modality and, during a *modality-transfer stage* ``(t1, t2]``, drifts to another, so that from ``t2`` on
+its marginal is exactly the VP marginal of the other modality. Reversed, the chain starts from the
+VP-noised **available** modality at ``t2`` and ends at the **missing** one. The schedule
+(:class:`TransferSchedule`) and its derivation are in ``docs/md2n.md``:
+
+``q(x_i | x_0, y_0) = N(√ᾱ_i x_0 + Φ_i (y_0 − x_0), (1 − ᾱ_i) I)``,  ``Φ_i = √ᾱ_i w_i``,
+
+with ``w_i = clip((i − t1) / (t2 − t1), 0, 1)``, realised step by step by
+``x_i = √α_i x_{i−1} + (Φ_i − √α_i Φ_{i−1}) (y_0 − x_0) + √β_i z``.
+
+Faithful to the paper's description:
+
+* VP diffusion with ``T = 1000`` discrete steps (``VPSDE(0.1, 20)``, i.e. DDPM's linear ``β`` from
+  1e-4 to 0.02) over three stages ``(0, t1]``, ``(t1, t2]``, ``(t2, T]`` with ``t1 = 200``,
+  ``t2 = 800``; the middle stage adds ``Φ(t)(x_0^m − x_0^a)`` to the forward process;
+* *duplex*: a denoising network per direction, every one trained whenever the ground truth of both
+  ends is available (always, in training, since the protocols drop entries artificially);
+* a decoder that refines the generated modality, trained with a reconstruction loss, and
+  ``L_total = L_task + γ L_rec``;
+* ``transfer=False`` is the one-stage ablation: plain VP diffusion of the missing modality from
+  ``N(0, I)`` at ``T``, conditioned on the available one.
+
+Choices and deviations (the paper's ``Φ`` and network details are in an unavailable supplement;
+the rest is forced by the shared ``mer`` interface):
+
+* **Φ.** Derived here so that the marginal variance is exactly the VP one at every step and the
+  marginal from ``t2`` on is exactly the VP marginal of the end modality (see ``docs/md2n.md``).
+* **Available modality under entry-level missingness.** ``M`` may be 2…4 and every (utterance,
+  modality) entry may be missing. For target modality ``m`` the "available modality" of utterance
+  ``i`` is ``a_i = P_m(mean_{k ≠ m observed at i} E_k(x_{i,k}))``: learned linear maps ``E_k`` into a
+  common width, the mean over what is observed, a learned linear map ``P_m`` into ``m``'s space.
+* **Duplex with M modalities.** One denoiser per *target* modality (``others → m``); for ``M = 2``
+  these are exactly the two networks ``a → m`` and ``m → a``. The chain used to recover ``m`` starts
+  (``t = 0``) at ``m`` and transfers to ``a``, so its reverse turns ``a`` into ``m``.
+* **Space.** Standardised raw features ``(B, N, d_m)`` like every recoverer (comparable recovery
+  errors); the denoiser also sees the observed entries of ``m`` in the same conversation (a
+  kernel-3 convolution over utterances) and availability flags.
+* **Parameterisation.** The denoiser predicts ``x̂_0`` (``x_0`` enters the posterior mean linearly,
+  as does ``Φ``); loss ``‖x̂_0 − x_0‖²`` on the dropped entries, steps ``i ~ U{1 … t2}`` (transfer:
+  the only steps the sampler evaluates it at) or ``U{1 … T}`` (no transfer).
+* **Sampling.** Ancestral steps with the exact posterior ``q(x_j | x_i, x̂_0, a)`` on an evenly
+  strided grid of ``sampling_steps`` (default 10) steps from ``t2`` (transfer) or ``T`` down to 0. Over
+  ``(t2, T]`` the marginal depends on ``a`` alone, so the reverse of that stage needs no network and
+  ends exactly on ``N(√ᾱ_{t2} a, (1 − ᾱ_{t2}) I)``: the sampler draws that directly.
+* **Loss.** The trainer minimises ``L_task + β (L_diff + L_rec + L_align)``: ``γ`` is the trainer's
+  ``β`` (0.1), and one weight covers the denoising loss ``L_diff``, the decoder's ``L_rec`` and
+  ``L_align = ‖a − x^m‖²`` (which trains the projection ``P_m``), all means over dropped entries.
+* **Training-time sampler.** Training feeds the decoder (and the task loss) with a
+  ``train_sampling_steps``-step sample (default 2, no gradient), inference uses ``sampling_steps``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor, nn
+
+import spectraldiff as sd
+from mer.data.collate import ConversationBatch
+from mer.graph import GraphConfig
+from mer.recoverers.base import (
+    Recoverer,
+    Recovery,
+    dropped_mse,
+    merge_observed,
+    observed_only,
+    register_recoverer,
+)
+
+__all__ = ["MD2N", "TransferSchedule"]
+
+
+def _bcast(coefficient: Tensor, x: Tensor) -> Tensor:
+    """A float64 ``(B,)`` coefficient as ``(B, 1, …)`` in ``x``'s dtype."""
+    return sd.sde.batch_broadcast(coefficient.to(x.dtype), x)
+
+
+class TransferSchedule(nn.Module):
+    r"""Discrete VP schedule with a modality-transfer stage ``(t1, t2]``.
+
+    The chain starts at ``x_0`` (``i = 0``) and ends at ``y_0``:
+
+    ``q(x_i | x_0, y_0) = N(√ᾱ_i x_0 + Φ_i (y_0 − x_0), (1 − ᾱ_i) I)``,
+    ``Φ_i = √ᾱ_i w_i``, ``w_i = clip((i − t1)/(t2 − t1), 0, 1)`` (``w ≡ 0`` without transfer),
+
+    where ``ᾱ_i = mean(i/T)²`` of ``sde``. So for ``i ≤ t1`` it is the VP marginal of ``x_0``, for
+    ``i ≥ t2`` exactly the VP marginal of ``y_0``, and its variance is the VP variance throughout.
+
+    Parameters
+    ----------
+    sde : spectraldiff.VPSDE
+    num_steps : int
+        ``T``.
+    t1, t2 : int
+        Stage boundaries, ``0 < t1 < t2 < T``.
+    transfer : bool
+        ``False``: ``Φ ≡ 0``, the plain VP chain of ``x_0``.
+
+    Step indices ``i`` are int64 ``(B,)``; states ``(B, …)``; coefficients are kept in float64.
+
+    >>> s = TransferSchedule(sd.VPSDE(), 1000, 200, 800)
+    >>> float(s.phi[800] - s.sqrt_alpha_bar[800]), float(s.phi[200])
+    (0.0, 0.0)
+    """
+
+    def __init__(self, sde: sd.VPSDE, num_steps: int, t1: int, t2: int, transfer: bool = True) -> None:
+        super().__init__()
+        self.num_steps, self.t1, self.t2, self.transfer = int(num_steps), int(t1), int(t2), bool(transfer)
+        i = torch.arange(self.num_steps + 1, dtype=torch.float64)
+        sqrt_ab, _ = sde.marginal_prob(torch.ones_like(i), i / self.num_steps)
+        alpha_bar = sqrt_ab**2
+        w = ((i - t1) / (t2 - t1)).clamp(0.0, 1.0) if transfer else torch.zeros_like(i)
+        self.register_buffer("alpha_bar", alpha_bar, persistent=False)
+        self.register_buffer("sqrt_alpha_bar", sqrt_ab, persistent=False)
+        self.register_buffer("weight", w, persistent=False)
+        self.register_buffer("phi", sqrt_ab * w, persistent=False)
+
+    def marginal(self, x0: Tensor, y0: Tensor, i: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean (shape of ``x0``) and std ``(B,)`` of ``q(x_i | x_0, y_0)``."""
+        mean = _bcast(self.sqrt_alpha_bar[i], x0) * x0 + _bcast(self.phi[i], x0) * (y0 - x0)
+        return mean, (1.0 - self.alpha_bar[i]).sqrt()
+
+    def step(self, i: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """One forward step ``x_i = a x_{i−1} + k (y_0 − x_0) + √b z`` for ``i ≥ 1``.
+
+        Returns ``a = √α_i``, the transfer shift ``k = Φ_i − √α_i Φ_{i−1}`` and ``b = β_i = 1 − α_i``,
+        each ``(B,)``. ``k`` is zero outside ``(t1, t2]``.
+        """
+        alpha = self.alpha_bar[i] / self.alpha_bar[i - 1]
+        # √ᾱ_i (w_i − w_{i−1}) equals Φ_i − √α_i Φ_{i−1} and is exactly zero where w is constant.
+        shift = self.sqrt_alpha_bar[i] * (self.weight[i] - self.weight[i - 1])
+        return alpha.sqrt(), shift, 1.0 - alpha
+
+    def forward_step(self, x_prev: Tensor, x0: Tensor, y0: Tensor, i: Tensor, noise: Tensor) -> Tensor:
+        """``x_i`` from ``x_{i−1}`` with standard normal ``noise`` (shape of ``x_prev``)."""
+        a, k, b = self.step(i)
+        return _bcast(a, x_prev) * x_prev + _bcast(k, x_prev) * (y0 - x0) + _bcast(b.sqrt(), x_prev) * noise
+
+    def posterior(self, x_i: Tensor, x0: Tensor, y0: Tensor, i: Tensor, j: Tensor) -> tuple[Tensor, Tensor]:
+        """Mean and std ``(B,)`` of ``q(x_j | x_i, x_0, y_0)`` for ``0 ≤ j < i`` (any stride).
+
+        ``mean = μ_j + √(ᾱ_i/ᾱ_j) (1 − ᾱ_j)/(1 − ᾱ_i) (x_i − μ_i)``,
+        ``var = (1 − ᾱ_j)(1 − ᾱ_i/ᾱ_j)/(1 − ᾱ_i)``, with ``μ`` the marginal means; ``j = 0`` gives
+        ``x_0`` exactly.
+        """
+        ab_i, ab_j = self.alpha_bar[i], self.alpha_bar[j]
+        mu_i, _ = self.marginal(x0, y0, i)
+        mu_j, _ = self.marginal(x0, y0, j)
+        ratio = ab_i / ab_j
+        gain = ratio.sqrt() * (1.0 - ab_j) / (1.0 - ab_i)
+        var = (1.0 - ab_j) * (1.0 - ratio) / (1.0 - ab_i)
+        return mu_j + _bcast(gain, x_i) * (x_i - mu_i), var.clamp_min(0.0).sqrt()
+
+    def extra_repr(self) -> str:
+        return f"T={self.num_steps}, t1={self.t1}, t2={self.t2}, transfer={self.transfer}"
+
+
+class _Denoiser(nn.Module):
+    """``x̂_0`` of one target modality: ``a + Out(h)`` with
+    ``h = In([x_i, a, c]) + τ(i/T)``, then ``h ← h + Conv3(SiLU(h))`` over utterances (masked).
+
+    Shapes: ``x``, ``source`` ``(B, N, d)``, ``t`` ``(B,)`` in ``[0, 1]``, ``condition`` ``(B, N, C)``,
+    ``mask`` ``(B, N)`` bool → ``(B, N, d)``, zero on padding.
+    """
+
+    def __init__(self, dim: int, condition_dim: int, hidden: int, num_layers: int) -> None:
+        super().__init__()
+        self.inp = nn.Linear(2 * dim + condition_dim, hidden)
+        self.time = sd.score_networks.TimeEmbedding(hidden)
+        self.convs = nn.ModuleList(nn.Conv1d(hidden, hidden, 3, padding=1) for _ in range(num_layers))
+        self.out = nn.Sequential(nn.SiLU(), nn.Linear(hidden, dim))
+
+    def forward(self, x: Tensor, t: Tensor, source: Tensor, condition: Tensor, mask: Tensor) -> Tensor:
+        m = mask.to(x.dtype)[:, :, None]
+        h = (self.inp(torch.cat([x, source, condition], dim=-1)) + self.time(t)[:, None, :]) * m
+        for conv in self.convs:
+            # Masked before the convolution, so padding never reaches a real neighbour.
+            h = h + conv(torch.nn.functional.silu(h).transpose(1, 2)).transpose(1, 2) * m
+        return (source + self.out(h)) * m
+
+
+@dataclass
+class _Target:
+    """What the chain of one target modality ``m`` conditions on (observed data only)."""
+
+    source: Tensor  # (B, N, d_m) the available modality a, zero where no other modality is observed
+    condition: Tensor  # (B, N, d_m + 2) observed entries of m, its availability, has-source flag
+    mask: Tensor  # (B, N) bool real utterances
+
+
+@register_recoverer("md2n")
+class MD2N(Recoverer):
+    """Multi-stage duplex diffusion recoverer (see the module docstring and ``docs/md2n.md``).
+
+    Parameters
+    ----------
+    modalities, feature_dims, graph_config
+        See :class:`~mer.recoverers.base.Recoverer`.
+    transfer : bool
+        ``True`` (default): the three-stage process with the transfer stage; ``False``: one-stage VP
+        diffusion of the missing modality conditioned on the available one.
+    num_steps, t1, t2 : int
+        ``T = 1000``, ``t1 = 200``, ``t2 = 800``; ``0 < t1 < t2 < T``.
+    sampling_steps : int
+        Evenly strided reverse steps at inference (default 10; one denoiser call each), from ``t2``
+        (transfer) or ``T`` down to 0; at most that many.
+    train_sampling_steps : int
+        Steps of the training-time sample fed to the decoder and the task loss (default 2).
+    hidden_dim, num_layers : int
+        Width of the projections, denoisers and decoders; convolution layers per denoiser.
+    beta_min, beta_max : float
+        VP schedule (``spectraldiff.VPSDE``).
+
+    Shapes: ``batch.features[m]`` ``(B, N, d_m)``, ``observed`` ``(B, N, M)`` → :class:`Recovery`
+    with ``(B, N, d_m)`` features; ``extras["sample_<m>"]`` and ``extras["source_<m>"]`` ``(B, N, d_m)``
+    for each recovered modality. ``training_step`` returns ``{"diffusion", "rec", "align"}`` (scalars).
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        feature_dims: Mapping[str, int],
+        *,
+        graph_config: GraphConfig | None = None,
+        transfer: bool = True,
+        num_steps: int = 1000,
+        t1: int = 200,
+        t2: int = 800,
+        sampling_steps: int = 10,
+        train_sampling_steps: int = 2,
+        hidden_dim: int = 64,
+        num_layers: int = 2,
+        beta_min: float = 0.1,
+        beta_max: float = 20.0,
+    ) -> None:
+        super().__init__(modalities, feature_dims, graph_config=graph_config)
+        if not isinstance(transfer, bool):
+            raise ValueError(f"transfer must be True or False, got {transfer!r}")
+        ints = {"num_steps": num_steps, "t1": t1, "t2": t2, "sampling_steps": sampling_steps,
+                "train_sampling_steps": train_sampling_steps, "hidden_dim": hidden_dim,
+                "num_layers": num_layers}
+        bad = {k: v for k, v in ints.items() if isinstance(v, bool) or not isinstance(v, int)}
+        if bad:
+            raise ValueError(f"these settings must be integers: {bad}")
+        if not 0 < t1 < t2 < num_steps:
+            raise ValueError(f"need 0 < t1 < t2 < num_steps, got t1={t1}, t2={t2}, num_steps={num_steps}")
+        start = t2 if transfer else num_steps
+        for name in ("sampling_steps", "train_sampling_steps"):
+            if not 1 <= ints[name] <= start:
+                raise ValueError(f"{name} must lie in [1, {start}] (the reverse chain starts at step "
+                                 f"{'t2' if transfer else 'num_steps'} = {start}), got {ints[name]}")
+        if hidden_dim < 1 or num_layers < 1:
+            raise ValueError(f"hidden_dim and num_layers must be >= 1, got {hidden_dim}, {num_layers}")
+        if not 0.0 < beta_min < beta_max:
+            raise ValueError(f"need 0 < beta_min < beta_max, got {beta_min}, {beta_max}")
+        self.transfer = transfer
+        self.sampling_steps, self.train_sampling_steps = sampling_steps, train_sampling_steps
+        self.schedule = TransferSchedule(sd.VPSDE(beta_min, beta_max), num_steps, t1, t2, transfer)
+        self.encode = nn.ModuleDict({k: nn.Linear(d, hidden_dim) for k, d in self.feature_dims.items()})
+        self.project = nn.ModuleDict({m: nn.Linear(hidden_dim, d) for m, d in self.feature_dims.items()})
+        self.denoisers = nn.ModuleDict({
+            m: _Denoiser(d, d + 2, hidden_dim, num_layers) for m, d in self.feature_dims.items()
+        })
+        self.decoders = nn.ModuleDict({
+            m: nn.Sequential(nn.Linear(2 * d, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, d))
+            for m, d in self.feature_dims.items()
+        })
+
+    # ------------------------------------------------------------------------------ pieces
+    @property
+    def start_step(self) -> int:
+        """First step of the reverse chain: ``t2`` with transfer, ``T`` without."""
+        return self.schedule.t2 if self.transfer else self.schedule.num_steps
+
+    def _targets(self, batch: ConversationBatch, observed: Tensor) -> list[str]:
+        """Modalities with at least one unobserved real entry in the batch."""
+        missing = (batch.utterance_mask[:, :, None] & ~observed).any(dim=(0, 1))
+        return [m for k, m in enumerate(self.modalities) if bool(missing[k])]
+
+    def _contexts(self, batch: ConversationBatch, observed: Tensor, targets: list[str]) -> dict[str, _Target]:
+        """Per target ``m``: the available modality ``a = P_m(mean of E_k(x_k), k ≠ m observed)``."""
+        seen = observed_only(batch, observed)
+        flags = (observed & batch.utterance_mask[:, :, None]).to(seen[self.modalities[0]].dtype)
+        codes = torch.stack([self.encode[k](seen[k]) for k in self.modalities], dim=2)  # (B, N, M, h)
+        codes = codes * flags[..., None]
+        out = {}
+        for m in targets:
+            k = self.modality_index(m)
+            others = torch.ones(len(self.modalities), dtype=flags.dtype, device=flags.device)
+            others[k] = 0.0
+            count = (flags * others).sum(-1, keepdim=True)  # (B, N, 1)
+            mean = (codes * others[:, None]).sum(2) / count.clamp_min(1.0)
+            has_source = (count > 0).to(count.dtype)
+            source = self.project[m](mean) * has_source
+            condition = torch.cat([seen[m], flags[:, :, k:k + 1], has_source], dim=-1)
+            out[m] = _Target(source, condition, batch.utterance_mask)
+        return out
+
+    def _denoise(self, m: str, x: Tensor, i: Tensor, ctx: _Target) -> Tensor:
+        return self.denoisers[m](x, i.to(x.dtype) / self.schedule.num_steps, ctx.source, ctx.condition,
+                                 ctx.mask)
+
+    def grid(self, steps: int) -> Tensor:
+        """Evenly strided int64 step indices from :attr:`start_step` down to 0, ``(steps + 1,)``."""
+        return torch.linspace(self.start_step, 0, steps + 1, dtype=torch.float64).round().long()
+
+    @torch.no_grad()
+    def sample(self, contexts: dict[str, _Target], steps: int) -> dict[str, Tensor]:
+        """Ancestral samples ``{m: (B, N, d_m)}`` of the reverse chain over :meth:`grid`.
+
+        Starts from the exact marginal ``N(√ᾱ_{t2} a, (1 − ᾱ_{t2}) I)`` (transfer) or ``N(0, I)`` (no
+        transfer) and steps with ``q(x_j | x_i, x̂_0, a)``; the last step (``j = 0``) returns ``x̂_0``.
+        """
+        sched, grid = self.schedule, self.grid(steps).to(self.schedule.alpha_bar.device)
+        out = {}
+        for m, ctx in contexts.items():
+            a = ctx.source
+            B, mask = a.shape[0], ctx.mask[:, :, None].to(a.dtype)
+            start = grid[:1].expand(B)
+            if self.transfer:
+                mean, std = sched.marginal(torch.zeros_like(a), a, start)
+                x = (mean + _bcast(std, a) * torch.randn_like(a)) * mask
+            else:
+                x = torch.randn_like(a) * mask
+            for i, j in zip(grid[:-1], grid[1:]):
+                i, j = i.expand(B), j.expand(B)
+                x0_hat = self._denoise(m, x, i, ctx)
+                mean, std = sched.posterior(x, x0_hat, a, i, j)
+                x = (mean + _bcast(std, a) * torch.randn_like(a)) * mask
+            out[m] = x
+        return out
+
+    def _decode(self, samples: dict[str, Tensor], contexts: dict[str, _Target]) -> dict[str, Tensor]:
+        """The decoder: ``x̂ = s + D_m([s, a])``."""
+        return {m: s + self.decoders[m](torch.cat([s, contexts[m].source], dim=-1))
+                for m, s in samples.items()}
+
+    def _fill(self, batch: ConversationBatch, observed: Tensor, refined: dict[str, Tensor]):
+        filled = {m: refined.get(m, torch.zeros_like(x)) for m, x in batch.features.items()}
+        return merge_observed(batch, observed, filled)
+
+    def diffusion_loss(self, batch: ConversationBatch, observed: Tensor,
+                       contexts: dict[str, _Target]) -> Tensor:
+        """``mean ‖x̂_0(x_i, i | a) − x_0‖² / d_m`` over dropped entries, where
+        ``x_i ~ q(x_i | x_0 = x^m, y_0 = a)`` with one ``i ~ U{1 … start_step}`` per conversation (reads
+        the ground truth of dropped entries)."""
+        estimates = {}
+        for m, ctx in contexts.items():
+            x0 = batch.features[m]
+            B = x0.shape[0]
+            i = torch.randint(1, self.start_step + 1, (B,), device=x0.device)
+            # The process is defined given a; the projection learns from L_align, L_rec and the task.
+            mean, std = self.schedule.marginal(x0, ctx.source.detach(), i)
+            x_i = (mean + _bcast(std, x0) * torch.randn_like(x0)) * ctx.mask[:, :, None].to(x0.dtype)
+            estimates[m] = self._denoise(m, x_i, i, ctx)
+        return dropped_mse(batch, observed, estimates)
+
+    # ------------------------------------------------------------------------ the interface
+    def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
+        targets = self._targets(batch, observed)
+        if not targets:
+            return Recovery(merge_observed(batch, observed, batch.features))
+        contexts = self._contexts(batch, observed, targets)
+        steps = self.train_sampling_steps if self.training else self.sampling_steps
+        samples = self.sample(contexts, steps)
+        extras = {f"sample_{m}": s for m, s in samples.items()}
+        extras.update({f"source_{m}": c.source for m, c in contexts.items()})
+        return Recovery(self._fill(batch, observed, self._decode(samples, contexts)), extras=extras)
+
+    def training_step(self, batch: ConversationBatch, observed: Tensor):
+        targets = self._targets(batch, observed)
+        if not targets:
+            zero = batch.features[self.modalities[0]].new_zeros(())
+            losses = {"diffusion": zero, "rec": zero, "align": zero}
+            return Recovery(merge_observed(batch, observed, batch.features)), losses
+        contexts = self._contexts(batch, observed, targets)
+        refined = self._decode(self.sample(contexts, self.train_sampling_steps), contexts)
+        losses = {
+            "diffusion": self.diffusion_loss(batch, observed, contexts),
+            "rec": dropped_mse(batch, observed, refined),
+            "align": dropped_mse(batch, observed, {m: c.source for m, c in contexts.items()}),
+        }
+        return Recovery(self._fill(batch, observed, refined)), losses
+
+    def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
+        return self.training_step(batch, observed)[1]
