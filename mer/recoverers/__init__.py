@@ -22,6 +22,7 @@ from mer.recoverers.base import (
 from mer.recoverers import mean, zero  # noqa: E402,F401  (registration side effects)
 from mer.recoverers import autoencoder, imder  # noqa: E402,F401
 from mer.recoverers import md2n  # noqa: E402,F401
+from mer.recoverers import rohydr  # noqa: E402,F401
 
 try:
     importlib.import_module("mer.recoverers.gsdnet")

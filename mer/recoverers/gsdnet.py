@@ -20,28 +20,33 @@ A reconstruction head ``D`` refines the sampled features and spectra (residual M
 the graphs ``A_m`` rebuilt from the recovered spectra (:attr:`Recovery.adjacency`).
 
 Loss: ``L_total = β (L_rec + L_s^θ + L_s^φ) + L_pred`` (the trainer adds ``β · Σ`` of the terms returned
-here to the task loss), with denoising score matching ``L_s`` (``‖σ_t s + z‖²``) and
-``L_rec = mean‖X̂ − X‖²`` over missing entries ``+ mean‖λ̂ − λ‖²``.
+here to the task loss). Both networks predict the clean value ``x̂_0`` by default
+(``prediction="data"``; the score is ``(mean(t) x̂_0 − x_t) / std(t)²``), and the score-matching terms
+``L_s`` are ``E_t ‖x̂_0(x_t, t) − x_0‖²`` over the diffused entries, ``t ~ U(eps, 1)``: the
+``σ_t²``-weighted denoising score loss ``‖σ_t s + z‖²`` reweighted by ``std²/mean²`` so that large ``t``,
+where inference reads the networks, is not down-weighted. ``prediction="noise"`` is the ε-form with
+``‖σ_t s + z‖²``. ``L_rec = mean‖X̂ − X‖²`` over missing entries ``+ mean‖Ĝ − G‖²`` over graph slots.
 
 **Training-time estimate.** Running the reverse process for every training batch would multiply the
 cost of a step by the number of sampling steps. By default (``rec_estimate="tweedie"``) training
-builds ``X̂`` and ``λ̂`` for ``L_rec`` and for the task loss from the one-step denoiser of the same
-noisy sample the score loss uses, ``x̂_0 = (x_t + std(t)² s_θ(x_t)) / mean(t)`` (Tweedie), at a time
-``t ~ U(denoise_time, rec_t_max)``; ``rec_estimate="sampler"`` runs the configured reverse sampler
-instead.
-Either estimate is detached: the score networks learn from score matching alone (a task-loss gradient
-through the one-step denoiser would bend them away from a score, and the sampler would then drift),
-while ``L_rec`` and the task loss train the head ``D`` and the fusion. Inference runs the reverse sampler
-(``sampler``: ``"ode"`` — the probability-flow ODE with Heun steps, default 10 steps — or
-``"euler_maruyama"`` / ``"reverse_diffusion"`` predictor–corrector) from ``t = 1`` down to
+builds ``X̂`` and ``Ĝ`` for ``L_rec`` and for the task loss from the one-step denoiser
+``x̂_0 = (x_t + std(t)² s(x_t)) / mean(t)`` (Tweedie; the network output itself under ``"data"``) of a
+fresh noisy sample at ``t ~ U(denoise_time, rec_t_max)``; ``rec_estimate="sampler"`` runs the
+configured reverse sampler instead. Either estimate is detached: the networks learn from score matching
+alone (a task-loss gradient through the denoiser would bend them away from a score, and the sampler
+would then drift), while ``L_rec`` and the task loss train the head ``D`` and the fusion. Inference runs
+the reverse sampler (``sampler``: ``"ode"`` — the probability-flow ODE with Heun steps, default 10
+steps — or ``"euler_maruyama"`` / ``"reverse_diffusion"`` predictor–corrector) from ``t = 1`` down to
 ``denoise_time`` and applies the same one-step denoiser there, so the head sees at inference what it
 was trained on.
 
 **Why not a plain sample.** A sample from the posterior ``p(x_miss | x_obs)`` has twice the posterior
 variance as its squared error, the posterior mean only once; where the observed modalities explain
 little of the missing one, a sample is worse than mean fill in MSE and feeds the classifier noise.
-Stopping at ``denoise_time = 0.5`` and denoising returns ``E[x_0 | x_t]``, close to the posterior mean
-(``denoise_time → 0`` recovers a sample). docs/mer_training.md reports the measurements.
+Stopping at ``denoise_time = 0.8`` and denoising returns ``E[x_0 | x_t]``, close to the posterior mean
+(``denoise_time → 0`` recovers a sample). With the ε-form, that estimate divides the network's error by
+``mean(t)`` (0.28 at ``t = 0.5``), hence the data parametrisation. docs/mer_training.md reports the
+measurements.
 """
 
 from __future__ import annotations
@@ -62,6 +67,7 @@ __all__ = ["GSDNet", "GSDNetAdjacency", "GSDNetNoGraph"]
 SAMPLERS = ("ode", "euler_maruyama", "reverse_diffusion")
 REC_ESTIMATES = ("tweedie", "sampler")
 GRAPH_CHANNELS = ("spectral", "adjacency", "none")
+PREDICTIONS = ("noise", "data")
 
 
 @dataclass
@@ -105,15 +111,20 @@ class GSDNet(Recoverer):
     rec_estimate : {"tweedie", "sampler"}
         How training builds ``X̂, λ̂`` for ``L_rec`` and the task loss (see the module docstring).
     rec_t_max : float
-        Largest diffusion time of the Tweedie estimate in training (default 0.5).
+        Largest diffusion time of the Tweedie estimate in training (default 0.8).
     denoise_time : float
         Inference stops the reverse process at this time and returns the one-step (Tweedie) denoised
-        estimate ``E[x_0 | x_t]`` there (default 0.5; ``1e-3`` returns a plain sample). A larger time
+        estimate ``E[x_0 | x_t]`` there (default 0.8; ``1e-3`` returns a plain sample). A larger time
         returns an estimate closer to the posterior mean (see the module docstring).
     graph : {"spectral", "adjacency", "none"}
         What the graph channel diffuses: the per-modality spectra in the structure basis (GSDNet), the
         similarity graphs' entries themselves (the ``gsdnet_adjacency`` ablation), or nothing (features
         only, fusion on the unweighted graph: ``gsdnet_nograph``).
+    prediction : {"data", "noise"}
+        What both networks output (default ``"data"``): the noise ``ε̂`` (score ``−ε̂/std``, loss ``‖ε̂ − z‖²``) or the clean
+        value ``x̂_0`` (score ``(mean·x̂_0 − x_t)/std²``, loss ``‖x̂_0 − x_0‖²``). The one-step denoised
+        estimate is ``x̂_0`` itself under ``"data"``; under ``"noise"`` it divides ``std·ε̂`` by
+        ``mean(t)``, which amplifies the network's error at large ``t``.
     beta_min, beta_max : float
         VP SDE schedule.
     """
@@ -129,9 +140,10 @@ class GSDNet(Recoverer):
         sampler: str = "ode",
         sampling_steps: int = 10,
         rec_estimate: str = "tweedie",
-        rec_t_max: float = 0.5,
-        denoise_time: float = 0.5,
+        rec_t_max: float = 0.8,
+        denoise_time: float = 0.8,
         graph: str = "spectral",
+        prediction: str = "data",
         beta_min: float = 0.1,
         beta_max: float = 20.0,
     ) -> None:
@@ -146,12 +158,14 @@ class GSDNet(Recoverer):
             raise ValueError(f"rec_t_max must lie in (0, 1], got {rec_t_max}")
         if graph not in GRAPH_CHANNELS:
             raise ValueError(f"unknown graph channel {graph!r}; choose one of {list(GRAPH_CHANNELS)}")
+        if prediction not in PREDICTIONS:
+            raise ValueError(f"unknown prediction {prediction!r}; choose one of {list(PREDICTIONS)}")
         if not 0.0 < denoise_time < 1.0:
             raise ValueError(f"denoise_time must lie in (0, 1), got {denoise_time}")
         self.sampler, self.sampling_steps = sampler, int(sampling_steps)
         self.denoise_time = float(denoise_time)
         self.rec_estimate, self.rec_t_max = rec_estimate, float(rec_t_max)
-        self.graph = graph
+        self.graph, self.prediction = graph, prediction
         # State key of the graph channel (also names its loss term and its extras entry).
         self.graph_key = {"spectral": "spectra", "adjacency": "adjacency", "none": None}[graph]
         self.sde = sd.VPSDE(beta_min=beta_min, beta_max=beta_max)
@@ -253,19 +267,27 @@ class GSDNet(Recoverer):
                 one_hot, share[:, None, k:k + 1].expand(B, T, 1)], dim=-1))
         return torch.stack(per_modality, dim=1).reshape(B * M, T, -1)
 
-    def _score(self, state: dict[str, Tensor], t: Tensor, ctx: _Context) -> dict[str, Tensor]:
-        """Joint score of ``{"features": (B, N, D), graph_key: (B, T, M)}`` at times ``t (B,)``."""
-        eps_x = self.feature_score(state["features"], ctx.structure_eigenvalues, ctx.eigenvectors, t,
-                                   ctx.utterance_mask, ctx.feature_condition)
-        scores = {"features": self.sde.score_from_noise(eps_x, t)}
-        if self.graph_key is None:
-            return scores
-        B, T, M = state[self.graph_key].shape
-        flat = state[self.graph_key].permute(0, 2, 1).reshape(B * M, T)
-        eps_g = self.graph_score(flat, t.repeat_interleave(M), ctx.slot_mask.repeat_interleave(M, 0),
+    def _network(self, state: dict[str, Tensor], t: Tensor, ctx: _Context) -> dict[str, Tensor]:
+        """Raw outputs (``ε̂`` or ``x̂_0``, see ``prediction``) for ``{"features": (B, N, D),
+        graph_key: (B, T, M)}`` at times ``t (B,)``."""
+        out = {"features": self.feature_score(state["features"], ctx.structure_eigenvalues, ctx.eigenvectors,
+                                              t, ctx.utterance_mask, ctx.feature_condition)}
+        if self.graph_key is not None:
+            B, T, M = state[self.graph_key].shape
+            flat = state[self.graph_key].permute(0, 2, 1).reshape(B * M, T)
+            g = self.graph_score(flat, t.repeat_interleave(M), ctx.slot_mask.repeat_interleave(M, 0),
                                  ctx.graph_condition)
-        scores[self.graph_key] = self.sde.score_from_noise(eps_g.reshape(B, M, T).permute(0, 2, 1), t)
-        return scores
+            out[self.graph_key] = g.reshape(B, M, T).permute(0, 2, 1)
+        return out
+
+    def _score(self, state: dict[str, Tensor], t: Tensor, ctx: _Context) -> dict[str, Tensor]:
+        """Score of every state key at times ``t (B,)``."""
+        out = self._network(state, t, ctx)
+        if self.prediction == "noise":
+            return {k: self.sde.score_from_noise(v, t) for k, v in out.items()}
+        coef, std = self.sde.marginal_prob(torch.ones_like(t), t)
+        return {k: (sd.sde.batch_broadcast(coef, v) * v - state[k]) / sd.sde.batch_broadcast(std**2, v)
+                for k, v in out.items()}
 
     def _masks(self, ctx: _Context) -> dict[str, Tensor]:
         masks = {"features": ctx.missing_entries}
@@ -295,11 +317,13 @@ class GSDNet(Recoverer):
 
     def _tweedie(self, noisy: dict[str, Tensor], t: Tensor, ctx: _Context) -> dict[str, Tensor]:
         """One-step denoiser ``x̂_0 = (x_t + std(t)² s(x_t, t)) / mean(t)`` on the masked entries."""
-        scores = self._score(noisy, t, ctx)
-        coef, std = self.sde.marginal_prob(torch.ones_like(t), t)
         masks = self._masks(ctx)
-        return {k: (v + sd.sde.batch_broadcast(std**2, v) * scores[k]) / sd.sde.batch_broadcast(coef, v)
-                * masks[k] for k, v in noisy.items()}
+        out = self._network(noisy, t, ctx)
+        if self.prediction == "data":
+            return {k: v * masks[k] for k, v in out.items()}
+        coef, std = self.sde.marginal_prob(torch.ones_like(t), t)
+        return {k: (noisy[k] - sd.sde.batch_broadcast(std, v) * v) / sd.sde.batch_broadcast(coef, v) * masks[k]
+                for k, v in out.items()}
 
     def _refine(self, batch: ConversationBatch, observed: Tensor, ctx: _Context,
                 estimate: dict[str, Tensor]) -> tuple[Recovery, Tensor, Tensor | None]:
@@ -332,7 +356,8 @@ class GSDNet(Recoverer):
             clean[self.graph_key] = self._true_graph(batch, ctx)
         masks = self._masks(ctx)
         score_fn = lambda state, t, c: self._score(state, t, ctx)  # noqa: E731
-        losses = sd.dsm_loss(score_fn, self.sde, clean, mask=masks)
+        losses = self._score_matching(clean, masks, ctx) if self.prediction == "data" \
+            else sd.dsm_loss(score_fn, self.sde, clean, mask=masks)
 
         if self.rec_estimate == "tweedie":
             B = clean["features"].shape[0]
@@ -356,6 +381,19 @@ class GSDNet(Recoverer):
             rec = rec + ((g_hat - clean[self.graph_key]) ** 2 * slots).sum() / slots.sum().clamp_min(1.0)
             terms[f"score_{self.graph_key}"] = losses[self.graph_key]
         return recovery, {"rec": rec, **terms}
+
+    def _score_matching(self, clean: dict[str, Tensor], masks: dict[str, Tensor], ctx: _Context) -> dict[str, Tensor]:
+        """Denoising score matching in the data parametrisation: ``E_t ‖x̂_0(x_t, t) − x_0‖²`` over the
+        masked entries, ``t ~ U(eps, 1)`` (the ``σ²``-weighted score loss times ``std²/mean²``)."""
+        B = clean["features"].shape[0]
+        t = self.sde.eps + (1.0 - self.sde.eps) * torch.rand(B, device=clean["features"].device)
+        noisy = {k: sd.noising.perturb(v, t, self.sde, masks[k])[0] for k, v in clean.items()}
+        out = self._network(noisy, t, ctx)
+        losses = {}
+        for k, v in out.items():
+            weight = masks[k].to(v.dtype).expand_as(v)
+            losses[k] = ((v - clean[k]) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
+        return losses
 
     def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
         return self.training_step(batch, observed)[1]

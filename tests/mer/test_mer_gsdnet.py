@@ -92,6 +92,8 @@ def test_bad_settings_are_rejected_with_the_valid_choices():
         build_recoverer("gsdnet", ["t", "a"], {"t": 2, "a": 2}, graph="nope")
     with pytest.raises(ValueError, match=r"denoise_time must lie in \(0, 1\)"):
         build_recoverer("gsdnet", ["t", "a"], {"t": 2, "a": 2}, denoise_time=1.0)
+    with pytest.raises(ValueError, match="data"):
+        build_recoverer("gsdnet", ["t", "a"], {"t": 2, "a": 2}, prediction="nope")
     with pytest.raises(ValueError, match="fixes graph='none'"):
         build_recoverer("gsdnet_nograph", ["t", "a"], {"t": 2, "a": 2}, graph="spectral")
 
@@ -132,3 +134,23 @@ def test_slot_maps_invert_each_other_on_graphs_they_can_represent(setting):
             S = (S + S.mT) / 2 * mask
         back = rec._from_slots(rec._to_slots(S, ctx)[..., 0], ctx)
         assert torch.allclose(back, S, atol=1e-5), name
+
+
+@pytest.mark.parametrize("prediction", ["data", "noise"])
+def test_score_and_one_step_denoiser_agree_in_both_parametrisations(setting, prediction):
+    # Tweedie: x̂_0 = (x_t + std² s) / mean must hold whichever output the networks have.
+    ds, batch = setting
+    torch.manual_seed(0)
+    rec = build_recoverer("gsdnet", ds.modalities, ds.feature_dims, hidden_dim=16, prediction=prediction)
+    ctx = rec._context(batch, batch.availability)
+    masks = rec._masks(ctx)
+    state = {k: torch.randn(m.shape[:2] + (m.shape[2] if k == "features" else len(ds.modalities),)) * m
+             for k, m in masks.items()}
+    t = torch.full((batch.utterance_mask.shape[0],), 0.6)
+    with torch.no_grad():
+        scores = rec._score(state, t, ctx)
+        denoised = rec._tweedie(state, t, ctx)
+    mean, std = rec.sde.marginal_prob(torch.ones_like(t), t)
+    for k, v in state.items():
+        expected = (v + std[:, None, None] ** 2 * scores[k]) / mean[:, None, None] * masks[k]
+        assert torch.allclose(denoised[k], expected, atol=1e-4), k

@@ -26,6 +26,8 @@ FAST = {
     "gsdnet_adjacency": {"hidden_dim": 16, "num_layers": 1, "sampling_steps": 2},
     "gsdnet_nograph": {"hidden_dim": 16, "num_layers": 1, "sampling_steps": 2},
     "md2n": {"hidden_dim": 16, "num_layers": 1, "sampling_steps": 3, "train_sampling_steps": 2},
+    "rohydr": {"timesteps": 4, "sample_steps": 2, "train_sample_steps": 1, "width": 8, "hidden": 8,
+               "fusion_dim": 8},
 }
 
 

@@ -1,0 +1,628 @@
+"""RoHyDR: robust hybrid diffusion recovery (Jin et al., 2025, arXiv:2505.17501).
+
+Missing modalities are recovered at two levels. *Unimodal*: per modality a DDPM generator, conditioned
+on the available modalities, samples the missing features from Gaussian noise and a residual unimodal
+reconstructor refines the sample. *Multimodal*: a fusion network maps an utterance's modalities to a
+fused representation; a residual multimodal reconstructor corrects the recovered modalities so that the
+fused representation of the recovered input matches that of the complete input, against a
+discriminator that tells complete fused representations from recovered ones. Training is split into
+three stages per step, each with its own objective and parameters.
+
+Faithful to the paper in:
+
+* a DDPM generator per modality with a learned variance: the denoiser predicts the mean and an
+  interpolation ``v`` of the log-variance, ``log σ²_t = v log β_t + (1 − v) log β̃_t``, trained with
+  the hybrid loss ``L_HDDM = L_simple + λ_vlb L_vlb`` of improved DDPM (Nichol & Dhariwal 2021: cosine
+  schedule, stop-gradient on the mean inside ``L_vlb``, ``L_vlb = T · E_t[L_t]``, ``λ_vlb = 0.001``);
+* the denoiser is a conditional transformer: self-attention over the utterances of the target
+  modality, cross-attention to tokens of the available modalities;
+* a residual unimodal reconstructor ``x̃ = x̂ + R(x̂)``; stage 1 minimises
+  ``(L_HDDM + λ_g L_UR) / (1 + λ_g)``;
+* a discriminator (an MLP) on fused representations, updated first in stage 2 with its own optimiser
+  (binary cross-entropy, complete = real, recovered = fake); then stage 2 minimises
+  ``λ_al L_adv + (1 − λ_al) L_rec`` (non-saturating ``L_adv``; ``L_rec`` the reconstruction error of
+  the recovered fused representation, see below);
+* stage 3 minimises ``λ_c L_C1 + (1 − λ_c) L_C2``; defaults ``λ_g = 1``, ``λ_al = λ_c = 0.5``;
+* ``stages="one"`` is the paper's single-stage ablation: one combined loss (the same terms with the
+  same weights), one backward, one optimiser; the discriminator keeps its own update.
+
+Deviations, forced by the shared ``mer`` interface or by the benchmarks' small training budget:
+
+* **Prediction.** The common encoders, GCN fusion and head predict the label that ``L_task`` and every
+  metric use. RoHyDR's own fusion network and classifier only shape the recovery, so the multimodal
+  reconstructor works in **feature space**: it corrects the recovered (missing) entries from the whole
+  utterance, and its losses are measured on the fused representations of its output. (The paper
+  reconstructs the fused representation itself and classifies it.) Its ``L_rec`` therefore has a
+  semantic and a feature level: the squared distance of the recovered fused representation to the
+  complete one plus the squared error of the dropped features it outputs (without the second term
+  the reconstructor drifts along directions the fusion network ignores and raises the recovery error).
+* **Classifier losses.** ``L_C1`` is the task loss of the classifier on the fused representation of the
+  recovered input, ``L_C2`` on the fused representation of the complete input (the ground truth the
+  protocol dropped, available in training only). L1 for regression (the trainer's default task loss),
+  cross-entropy over ``max_classes`` logits for classification (the recoverer is built without the
+  number of classes; labels must be below ``max_classes``).
+* **Optimisation.** The trainer owns one Adam over all parameters and minimises
+  ``L_task + β Σ losses``. In ``stages="multi"`` the recoverer runs stage 1 (generators + unimodal
+  reconstructors) and stage 2 (discriminator, then multimodal reconstructor) itself inside
+  :meth:`RoHyDR.training_step`, each with its own Adam (learning rate ``lr``, the trainer's clipping
+  norm 1); their outputs are detached, so the common Adam never updates those parameters (Adam skips
+  parameters without a gradient). Stage 3 is the loss it returns: the trainer's step updates the fusion
+  network and the classifier (``β``-weighted) together with the common model on ``L_task``. Each
+  parameter belongs to exactly one stage. In ``stages="one"`` all three terms are returned undetached,
+  so one backward of the trainer's loss trains everything end to end with the trainer's Adam
+  (``L_task`` included, the stage terms weighted by the trainer's ``β`` like every recoverer's).
+  The internal optimisers' state is part of the module's state dict (``_extra_state``), so checkpoints
+  and resumption keep it.
+* **Space and granularity.** As for IMDer: diffusion runs on the standardised raw features
+  ``(B, N, d_m)``; entries are dropped per (utterance, modality), so the condition of modality ``m`` is
+  every observed entry of the other modalities in the conversation, and observed entries of ``m``
+  itself are imposed during sampling at the current noise level (inpainting, exact at the end).
+* **Mean parameterisation.** The denoiser predicts the clean features ``x̂_0`` (improved DDPM's
+  ``predict_xstart`` option) rather than the noise, and ``L_simple = ‖x̂_0 − x_0‖²`` (the ε-loss up to
+  the per-step weight ``ᾱ_t/(1 − ᾱ_t)``). With the few hundred steps a benchmark run trains, an
+  ε-network's error is amplified by ``1/√ᾱ_t`` (≈ 10³ at the noisiest cosine step) into garbage
+  samples, while an untrained ``x̂_0``-network (zero output layer) starts at the training mean.
+* **Steps and decoder.** ``timesteps`` (50) training steps instead of 1000; sampling respaces them to
+  ``sample_steps`` (10) as improved DDPM does. During training the recovery that feeds the
+  reconstructors and the task loss comes from a cheaper ``train_sample_steps`` (4) sampler, without
+  gradients. ``L_0`` is the continuous Gaussian negative log-likelihood (features are not pixels) and
+  ``L_vlb`` is in nats.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from contextlib import contextmanager, nullcontext
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mer.data.collate import CLASSIFICATION_PAD_LABEL, ConversationBatch
+from mer.models.encoders import sinusoidal_positions
+from mer.models.score_unet import CrossAttention
+from mer.models.sequence_conv import SequenceConv
+from mer.recoverers.base import (
+    Recoverer,
+    Recovery,
+    dropped_mse,
+    merge_observed,
+    observed_only,
+    register_recoverer,
+)
+
+__all__ = ["RoHyDR", "DDPMSchedule", "ConditionalDenoiser", "STAGES"]
+
+#: Values of RoHyDR's ``stages`` setting.
+STAGES = ("multi", "one")
+
+# The trainer's default global-norm clip, so the internal stages step like the common one.
+_GRAD_CLIP = 1.0
+
+
+# ------------------------------------------------------------------------------ the process
+class DDPMSchedule:
+    """A discrete DDPM forward process, its posterior and the learned-variance parameterisation.
+
+    ``q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)``, ``β_t = 1 − ᾱ_t / ᾱ_{t−1}`` (``ᾱ_{−1} = 1``);
+    ``q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I)`` with ``μ̃_t = β_t √ᾱ_{t−1}/(1 − ᾱ_t) x_0 +
+    (1 − ᾱ_{t−1}) √(1 − β_t)/(1 − ᾱ_t) x_t`` and ``β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t)``;
+    the model's variance ``log σ²_t = v log β_t + (1 − v) log β̃_t`` (``log β̃_0`` clipped to
+    ``log β̃_1``, as in improved DDPM).
+
+    Parameters
+    ----------
+    alphas_cumprod : Tensor
+        ``(K,)`` decreasing ``ᾱ`` in ``(0, 1]``.
+    timesteps : Tensor, optional
+        ``(K,)`` long: the network's time index of each step (a respaced schedule keeps the original
+        indices). Default ``0 … K−1``.
+
+    Shapes: ``t`` ``(B,)`` long step indices into this schedule; ``x`` ``(B, N, d)``.
+    """
+
+    def __init__(self, alphas_cumprod: Tensor, timesteps: Tensor | None = None) -> None:
+        ac = alphas_cumprod.double()
+        prev = torch.cat([ac.new_ones(1), ac[:-1]])
+        self.alphas_cumprod, self.alphas_cumprod_prev = ac, prev
+        self.betas = 1.0 - ac / prev
+        self.timesteps = torch.arange(len(ac)) if timesteps is None else timesteps.long()
+        var = self.betas * (1.0 - prev) / (1.0 - ac)
+        self.posterior_log_variance = torch.log(torch.cat([var[1:2], var[1:]]) if len(ac) > 1 else self.betas)
+        self.coef_x0 = self.betas * prev.sqrt() / (1.0 - ac)
+        self.coef_xt = (1.0 - prev) * (1.0 - self.betas).sqrt() / (1.0 - ac)
+
+    @classmethod
+    def cosine(cls, steps: int, s: float = 0.008) -> "DDPMSchedule":
+        """``ᾱ_t = f(t + 1)/f(0)``, ``f(t) = cos²((t/T + s)/(1 + s) · π/2)``, ``β_t ≤ 0.999``."""
+        f = torch.cos((torch.arange(steps + 1, dtype=torch.float64) / steps + s) / (1 + s) * math.pi / 2) ** 2
+        betas = (1.0 - f[1:] / f[:-1]).clamp(max=0.999)
+        return cls(torch.cumprod(1.0 - betas, 0))
+
+    def __len__(self) -> int:
+        return len(self.alphas_cumprod)
+
+    def respaced(self, steps: int) -> "DDPMSchedule":
+        """The schedule over ``steps`` evenly spaced timesteps (the last one always kept)."""
+        keep = torch.linspace(len(self) - 1, 0, steps, dtype=torch.float64).round().long().flip(0)
+        return DDPMSchedule(self.alphas_cumprod[keep], self.timesteps[keep])
+
+    @staticmethod
+    def _at(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
+        return values.to(like.device)[t].to(like.dtype)[:, None, None]
+
+    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
+        ac = self._at(self.alphas_cumprod, t, x0)
+        return ac.sqrt() * x0 + (1.0 - ac).sqrt() * noise
+
+    def posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
+        """``(μ̃_t, log β̃_t)``, each broadcastable to ``x_t``."""
+        mean = self._at(self.coef_x0, t, x_t) * x0 + self._at(self.coef_xt, t, x_t) * x_t
+        return mean, self._at(self.posterior_log_variance, t, x_t)
+
+    def model_log_variance(self, frac: Tensor, t: Tensor) -> Tensor:
+        """``frac log β_t + (1 − frac) log β̃_t`` for ``frac`` ``(B, N, d)``."""
+        log_beta = self._at(self.betas.log(), t, frac)
+        return frac * log_beta + (1.0 - frac) * self._at(self.posterior_log_variance, t, frac)
+
+
+def _normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) -> Tensor:
+    """``KL(N(mean1, e^{logvar1}) ‖ N(mean2, e^{logvar2}))`` elementwise, in nats."""
+    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
+                  + (mean1 - mean2).pow(2) * torch.exp(-logvar2))
+
+
+def _gaussian_nll(x: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
+    return 0.5 * (math.log(2 * math.pi) + logvar + (x - mean).pow(2) * torch.exp(-logvar))
+
+
+# ------------------------------------------------------------------------------ the networks
+class _SelfAttention(nn.Module):
+    """``h ← h + W_o MHA(LN h)`` over the real utterances of each conversation."""
+
+    def __init__(self, width: int, heads: int) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.o = nn.Linear(width, width)
+
+    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
+        B, N, C = h.shape
+        q, k, v = self.qkv(self.norm(h)).view(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
+        return h + self.o(out.transpose(1, 2).reshape(B, N, C))
+
+
+class ConditionalDenoiser(nn.Module):
+    """``(x̂_0, v) = f_θ(x_t, t | c)`` for one modality: a transformer over its utterance sequence.
+
+    ``h = W_in x_t + PE(i) + MLP(PE(t))``, then ``layers`` blocks of
+    ``h ← h + SelfAttn(LN h)`` (utterances of the conversation), ``h ← h + CrossAttn(h, tokens)``
+    (observed entries of the other modalities, token ``(j, m') = W_{m'} c_{j,m'} + PE(j) + e_{m'}``, a
+    learned null token always attendable) and ``h ← h + FFN(LN h)``; ``[x̂_0, v'] = W_out LN(h)`` (``W_out``
+    starts at zero, so an untrained network predicts the training mean) and ``v = (v' + 1)/2`` the
+    variance interpolation.
+
+    Parameters
+    ----------
+    dim : int
+        Target width ``d``.
+    condition_dims : dict
+        Other modality → its width.
+    timesteps : int
+        ``T`` (the time embedding's table size).
+    width, layers, heads : int
+
+    Shapes: ``x`` ``(B, N, d)``, ``t`` ``(B,)`` long, ``mask`` ``(B, N)`` bool, ``tokens`` from
+    :meth:`tokens` → ``x̂_0, v`` each ``(B, N, d)``, zero on padding.
+
+    Example
+    -------
+    >>> net = ConditionalDenoiser(4, {"t": 3}, timesteps=10)
+    >>> m = torch.ones(2, 5, dtype=torch.bool)
+    >>> tok = net.tokens({"t": torch.randn(2, 5, 3)}, torch.ones(2, 5, 1, dtype=torch.bool))
+    >>> [y.shape for y in net(torch.randn(2, 5, 4), torch.tensor([0, 9]), m, tok)]
+    [torch.Size([2, 5, 4]), torch.Size([2, 5, 4])]
+    """
+
+    def __init__(self, dim: int, condition_dims: dict[str, int], timesteps: int, width: int = 32,
+                 layers: int = 2, heads: int = 2) -> None:
+        super().__init__()
+        self.condition_names = tuple(condition_dims)
+        self.width = width
+        self.register_buffer("time_table", sinusoidal_positions(timesteps, width), persistent=False)
+        self.time_mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.inp = nn.Linear(dim, width)
+        self.token_proj = nn.ModuleDict({m: nn.Linear(d, width) for m, d in condition_dims.items()})
+        self.token_modality = nn.Parameter(torch.randn(len(condition_dims), width) * 0.02)
+        self.blocks = nn.ModuleList(
+            nn.ModuleDict({
+                "self": _SelfAttention(width, heads),
+                "cross": CrossAttention(width, width, heads),
+                "ffn": nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.SiLU(),
+                                     nn.Linear(2 * width, width)),
+            })
+            for _ in range(layers)
+        )
+        self.out = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * dim))
+        nn.init.zeros_(self.out[-1].weight)
+        nn.init.zeros_(self.out[-1].bias)
+
+    def tokens(self, condition: dict[str, Tensor], condition_mask: Tensor) -> tuple[Tensor, Tensor]:
+        """Condition tokens ``(B, N·M', width)`` and their mask ``(B, N·M')`` from ``condition``
+        ``{m': (B, N, d_{m'})}`` (zero where unobserved) and ``condition_mask`` ``(B, N, M')``."""
+        N = condition_mask.shape[1]
+        pe = sinusoidal_positions(N, self.width, condition_mask.device, self.token_modality.dtype)
+        parts = [self.token_proj[m](condition[m]) + pe + self.token_modality[k]
+                 for k, m in enumerate(self.condition_names)]
+        return torch.cat(parts, dim=1), condition_mask.transpose(1, 2).reshape(condition_mask.shape[0], -1)
+
+    def forward(self, x: Tensor, t: Tensor, mask: Tensor, tokens: tuple[Tensor, Tensor]):
+        B, N, _ = x.shape
+        pe = sinusoidal_positions(N, self.width, x.device, x.dtype)
+        h = self.inp(x) + pe + self.time_mlp(self.time_table[t])[:, None, :]
+        keep = mask[:, :, None].to(x.dtype)
+        for block in self.blocks:
+            h = block["self"](h, mask)
+            h = block["cross"](h, pe, *tokens)
+            h = (h + block["ffn"](h)) * keep
+        x0, v = self.out(h).chunk(2, dim=-1)
+        return x0 * keep, (v + 1.0) / 2.0 * keep
+
+
+class _UnimodalReconstructor(nn.Module):
+    """``x̃ = x̂ + Conv3(SiLU(Conv3(x̂)))`` along the utterances; the last layer starts at zero, so the
+    reconstructor starts as the identity. Shapes: ``(B, N, d)``, mask ``(B, N)`` → ``(B, N, d)``."""
+
+    def __init__(self, dim: int, hidden: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(SequenceConv(dim, hidden, 3), nn.SiLU(), SequenceConv(hidden, dim, 3))
+        nn.init.zeros_(self.body[-1].linear.weight)
+        nn.init.zeros_(self.body[-1].linear.bias)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return (x + self.body(x)) * mask[:, :, None].to(x.dtype)
+
+
+class _MultimodalReconstructor(nn.Module):
+    """Per utterance ``[x̃_1, …, x̃_M] ← [x̃_1, …, x̃_M] + MLP([x̃_1, …, x̃_M, α])`` (``α`` the ``M``
+    availability bits); the last layer starts at zero. Shapes: ``(B, N, Σ d_m)``, ``(B, N, M)`` → same
+    as the first."""
+
+    def __init__(self, total: int, num_modalities: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(total + num_modalities, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, total))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
+
+    def forward(self, x: Tensor, alpha: Tensor) -> Tensor:
+        return x + self.net(torch.cat([x, alpha], dim=-1))
+
+
+@contextmanager
+def _frozen(module: nn.Module) -> Iterator[None]:
+    """Build graphs through ``module`` without making its parameters leaves of them."""
+    flags = [p.requires_grad for p in module.parameters()]
+    for p in module.parameters():
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p, flag in zip(module.parameters(), flags):
+            p.requires_grad_(flag)
+
+
+# ------------------------------------------------------------------------------ the recoverer
+@register_recoverer("rohydr")
+class RoHyDR(Recoverer):
+    """Hybrid diffusion + adversarial fusion recovery with staged optimisation (module docstring).
+
+    Parameters
+    ----------
+    stages : {"multi", "one"}
+        ``"multi"``: the three-stage optimisation per step; ``"one"``: one combined loss.
+    timesteps : int
+        ``T`` of the training diffusion (≥ 2; 50).
+    sample_steps : int
+        Respaced sampling steps at inference (1 … ``timesteps``; 10).
+    train_sample_steps : int
+        Steps of the sampler that feeds the reconstructors during training (4).
+    width, layers, heads : int
+        Denoiser transformer width, blocks and attention heads (``heads`` divides ``width``).
+    fusion_dim, hidden : int
+        Width of the fused representation; hidden width of the reconstructors, fusion network,
+        discriminator and classifier.
+    vlb_weight : float
+        ``λ_vlb`` of the hybrid loss (0.001).
+    lambda_g, lambda_al, lambda_c : float
+        Stage weights (1, 0.5, 0.5); ``lambda_g ≥ 0``, the others in ``[0, 1]``.
+    lr : float
+        Learning rate of the internal Adam optimisers (discriminator; stages 1 and 2 in ``"multi"``).
+    max_classes : int
+        Classifier logits for classification data (labels must be smaller).
+
+    Shapes: ``batch.features[m]`` ``(B, N, d_m)``, ``observed`` ``(B, N, M)`` → :class:`Recovery` with
+    ``(B, N, d_m)`` features and ``extras["sample_<m>"]`` (the generator's sample before the
+    reconstructors). ``training_step`` returns ``{"generator", "fusion", "classifier"}`` (the stage
+    losses; in ``"multi"`` the first two are detached, already minimised inside the step) and puts the
+    single terms (``hddm, ur, disc, adv, rec, c1, c2``, 0-d, detached) in ``extras``.
+    """
+
+    def __init__(self, modalities, feature_dims, *, graph_config=None, stages: str = "multi",
+                 timesteps: int = 50, sample_steps: int = 10, train_sample_steps: int = 4,
+                 width: int = 32, layers: int = 2, heads: int = 2, fusion_dim: int = 32,
+                 hidden: int = 64, vlb_weight: float = 1e-3, lambda_g: float = 1.0,
+                 lambda_al: float = 0.5, lambda_c: float = 0.5, lr: float = 1e-3,
+                 max_classes: int = 16) -> None:
+        super().__init__(modalities, feature_dims, graph_config=graph_config)
+        if stages not in STAGES:
+            raise ValueError(f"stages must be one of {list(STAGES)}, got {stages!r}")
+        if int(timesteps) < 2:
+            raise ValueError(f"timesteps must be >= 2, got {timesteps}")
+        for name, steps in (("sample_steps", sample_steps), ("train_sample_steps", train_sample_steps)):
+            if not 1 <= int(steps) <= int(timesteps):
+                raise ValueError(f"{name} must be in [1, timesteps={timesteps}], got {steps}")
+        sizes = {"width": width, "layers": layers, "heads": heads, "fusion_dim": fusion_dim, "hidden": hidden}
+        bad = {k: v for k, v in sizes.items() if int(v) < 1}
+        if bad:
+            raise ValueError(f"sizes must be >= 1, got {bad}")
+        if width % heads:
+            raise ValueError(f"width {width} must be divisible by heads {heads}")
+        if vlb_weight < 0 or lambda_g < 0:
+            raise ValueError(f"vlb_weight and lambda_g must be >= 0, got {vlb_weight}, {lambda_g}")
+        for name, value in (("lambda_al", lambda_al), ("lambda_c", lambda_c)):
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if lr <= 0:
+            raise ValueError(f"lr must be > 0, got {lr}")
+        if int(max_classes) < 2:
+            raise ValueError(f"max_classes must be >= 2, got {max_classes}")
+        self.stages = stages
+        self.schedule = DDPMSchedule.cosine(int(timesteps))
+        self.sample_steps, self.train_sample_steps = int(sample_steps), int(train_sample_steps)
+        self.vlb_weight, self.lambda_g = float(vlb_weight), float(lambda_g)
+        self.lambda_al, self.lambda_c, self.lr = float(lambda_al), float(lambda_c), float(lr)
+        self.max_classes = int(max_classes)
+        dims = self.feature_dims
+        self.generators = nn.ModuleDict({
+            m: ConditionalDenoiser(d, {o: dims[o] for o in self.modalities if o != m}, int(timesteps),
+                                   width, layers, heads)
+            for m, d in dims.items()
+        })
+        self.unimodal = nn.ModuleDict({m: _UnimodalReconstructor(d, hidden) for m, d in dims.items()})
+        total = sum(dims.values())
+        self.multimodal = _MultimodalReconstructor(total, len(self.modalities), hidden)
+        # LayerNorm without affine fixes the fused scale: L_rec cannot fall by shrinking it.
+        self.fusion = nn.Sequential(nn.Linear(total, hidden), nn.ReLU(), nn.Linear(hidden, fusion_dim),
+                                    nn.LayerNorm(fusion_dim, elementwise_affine=False))
+        self.discriminator = nn.Sequential(nn.Linear(fusion_dim, hidden), nn.LeakyReLU(0.2),
+                                           nn.Linear(hidden, 1))
+        self.classifier = nn.Sequential(nn.Linear(fusion_dim, hidden), nn.ReLU(),
+                                        nn.Linear(hidden, self.max_classes))
+        self._optimisers: dict[str, torch.optim.Adam] | None = None
+        self._pending_state: Tensor | None = None
+        self._respaced: dict[int, DDPMSchedule] = {}
+
+    # ------------------------------------------------------------------------ optimiser state
+    def stage_parameters(self) -> dict[str, list[nn.Parameter]]:
+        """The parameters each internal optimiser owns: ``discriminator`` always, ``generator``
+        (generators + unimodal reconstructors) and ``fusion`` (multimodal reconstructor) in
+        ``"multi"``. Everything else is the trainer's."""
+        groups = {"discriminator": list(self.discriminator.parameters())}
+        if self.stages == "multi":
+            groups["generator"] = [*self.generators.parameters(), *self.unimodal.parameters()]
+            groups["fusion"] = list(self.multimodal.parameters())
+        return groups
+
+    def optimisers(self) -> dict[str, torch.optim.Adam]:
+        """The internal Adam optimisers, created on first use (after the model has been moved to its
+        device) with any state restored by :meth:`set_extra_state`."""
+        if self._optimisers is None:
+            opts = {k: torch.optim.Adam(p, lr=self.lr) for k, p in self.stage_parameters().items()}
+            if self._pending_state is not None:
+                state = torch.load(io.BytesIO(self._pending_state.numpy().tobytes()), map_location="cpu",
+                                   weights_only=True)
+                if set(state) != set(opts):
+                    raise ValueError(f"saved RoHyDR optimiser state has {sorted(state)}, this "
+                                     f"stages={self.stages!r} recoverer needs {sorted(opts)}")
+                for k, opt in opts.items():
+                    opt.load_state_dict(state[k])
+            self._optimisers, self._pending_state = opts, None
+        return self._optimisers
+
+    def get_extra_state(self) -> Tensor:
+        """The internal optimisers' state, serialised into a ``(n_bytes,)`` uint8 tensor (the trainer
+        snapshots state dicts tensor by tensor); empty before the first training step."""
+        if self._optimisers is None:
+            return torch.zeros(0, dtype=torch.uint8) if self._pending_state is None else self._pending_state.clone()
+        buf = io.BytesIO()
+        torch.save({k: opt.state_dict() for k, opt in self._optimisers.items()}, buf)
+        return torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8).clone()
+
+    def set_extra_state(self, state: Tensor) -> None:
+        # The optimisers are rebuilt lazily around this state at the next training step.
+        self._optimisers = None
+        self._pending_state = state.detach().cpu().clone() if state.numel() else None
+
+    def _update(self, name: str, loss: Tensor) -> None:
+        opt = self.optimisers()[name]
+        params = [p for group in opt.param_groups for p in group["params"]]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, _GRAD_CLIP)
+        opt.step()
+        # No stale gradients left for the trainer's backward to add to.
+        opt.zero_grad(set_to_none=True)
+
+    # ------------------------------------------------------------------------ unimodal recovery
+    def _targets(self, batch: ConversationBatch, observed: Tensor) -> list[str]:
+        """Modalities with at least one unobserved real entry in the batch."""
+        missing = (batch.utterance_mask[:, :, None] & ~observed).any(dim=(0, 1))
+        return [m for k, m in enumerate(self.modalities) if bool(missing[k])]
+
+    def _tokens(self, seen: dict[str, Tensor], observed: Tensor, m: str) -> tuple[Tensor, Tensor]:
+        net = self.generators[m]
+        cmask = observed[:, :, [self.modality_index(o) for o in net.condition_names]]
+        return net.tokens({o: seen[o] for o in net.condition_names}, cmask)
+
+    def hddm_loss(self, batch: ConversationBatch, observed: Tensor, targets: list[str]) -> Tensor:
+        """``Σ_m ‖x̂_0 − x_0‖² + λ_vlb T · L_t`` over the real utterances of the target modalities, one
+        ``t ~ U{0 … T−1}`` per conversation; the mean inside ``L_t`` is detached (improved DDPM)."""
+        seen = observed_only(batch, observed)
+        mask = batch.utterance_mask
+        sched, T = self.schedule, len(self.schedule)
+        total = batch.features[self.modalities[0]].new_zeros(())
+        for m in targets:
+            x0 = batch.features[m]
+            t = torch.randint(0, T, (x0.shape[0],), device=x0.device)
+            noise = torch.randn_like(x0)
+            x_t = sched.q_sample(x0, t, noise)
+            x0_hat, frac = self.generators[m](x_t, t, mask, self._tokens(seen, observed, m))
+            simple = (x0_hat - x0).pow(2).mean(-1)[mask].mean()
+            mean, _ = sched.posterior(x0_hat.detach(), x_t, t)
+            logvar = sched.model_log_variance(frac, t)
+            true_mean, true_logvar = sched.posterior(x0, x_t, t)
+            kl = _normal_kl(true_mean, true_logvar, mean, logvar).mean(-1)
+            nll = _gaussian_nll(x0, mean, logvar).mean(-1)
+            vlb = torch.where((t == 0)[:, None], nll, kl)[mask].mean()
+            total = total + simple + self.vlb_weight * T * vlb
+        return total
+
+    @torch.no_grad()
+    def sample(self, batch: ConversationBatch, observed: Tensor, targets: list[str],
+               steps: int) -> dict[str, Tensor]:
+        """Ancestral samples ``{m: (B, N, d_m)}`` of the target modalities over ``steps`` respaced
+        steps, observed entries imposed at every noise level and exactly at the end."""
+        if steps not in self._respaced:
+            self._respaced[steps] = self.schedule.respaced(steps)
+        sched = self._respaced[steps]
+        seen = observed_only(batch, observed)
+        mask = batch.utterance_mask
+        B = mask.shape[0]
+        out = {}
+        for m in targets:
+            net, tokens = self.generators[m], self._tokens(seen, observed, m)
+            known = observed[:, :, self.modality_index(m), None]
+            x = torch.randn_like(seen[m])
+            for i in range(len(sched) - 1, -1, -1):
+                t = torch.full((B,), i, dtype=torch.long, device=x.device)
+                x0_hat, frac = net(x, sched.timesteps.to(x.device)[t], mask, tokens)
+                mean, _ = sched.posterior(x0_hat, x, t)
+                if i == 0:
+                    x = mean
+                    break
+                logvar = sched.model_log_variance(frac, t)
+                x = mean + torch.exp(0.5 * logvar) * torch.randn_like(x)
+                x = torch.where(known, sched.q_sample(seen[m], t - 1, torch.randn_like(x)), x)
+            out[m] = torch.where(known, seen[m], x) * mask[:, :, None].to(x.dtype)
+        return out
+
+    def _unimodal(self, batch: ConversationBatch, samples: dict[str, Tensor]) -> dict[str, Tensor]:
+        return {m: self.unimodal[m](s, batch.utterance_mask) for m, s in samples.items()}
+
+    # ------------------------------------------------------------------------ multimodal recovery
+    def _multimodal(self, batch: ConversationBatch, observed: Tensor,
+                    features: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Merged features after the multimodal reconstructor (only unobserved entries change)."""
+        x = torch.cat([features[m] for m in self.modalities], dim=-1)
+        y = self.multimodal(x, observed.to(x.dtype))
+        split = torch.split(y, [self.feature_dims[m] for m in self.modalities], dim=-1)
+        return merge_observed(batch, observed, dict(zip(self.modalities, split)))
+
+    def fuse(self, features: dict[str, Tensor]) -> Tensor:
+        """RoHyDR's fused representation ``(B, N, fusion_dim)`` of ``{m: (B, N, d_m)}``."""
+        return self.fusion(torch.cat([features[m] for m in self.modalities], dim=-1))
+
+    def discriminator_step(self, real: Tensor, fake: Tensor) -> Tensor:
+        """One update of the discriminator alone (its own optimiser) on fused representations
+        ``(K, fusion_dim)`` of complete (real) and recovered (fake) utterances; returns its loss."""
+        logits = self.discriminator(torch.cat([real, fake]).detach())
+        labels = torch.cat([torch.ones(len(real)), torch.zeros(len(fake))]).to(logits)[:, None]
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        self._update("discriminator", loss)
+        return loss.detach()
+
+    def classifier_loss(self, fused: Tensor, batch: ConversationBatch) -> Tensor:
+        """Task loss of the classifier on ``fused`` ``(B, N, fusion_dim)``: L1 (regression, first
+        logit) or cross-entropy over ``max_classes`` logits."""
+        out = self.classifier(fused)
+        if batch.task == "classification":
+            labels = batch.labels
+            top = int(labels[batch.utterance_mask].max()) if bool(batch.utterance_mask.any()) else 0
+            if top >= self.max_classes:
+                raise ValueError(f"label {top} needs max_classes > {top}; got max_classes={self.max_classes}")
+            return F.cross_entropy(out.flatten(0, 1), labels.flatten(), ignore_index=CLASSIFICATION_PAD_LABEL)
+        return (out[..., 0] - batch.labels)[batch.utterance_mask].abs().mean()
+
+    # ------------------------------------------------------------------------ the interface
+    def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
+        targets = self._targets(batch, observed)
+        if not targets:
+            return Recovery(merge_observed(batch, observed, batch.features))
+        steps = self.train_sample_steps if self.training else self.sample_steps
+        samples = self.sample(batch, observed, targets, steps)
+        unimodal = self._fill(batch, observed, self._unimodal(batch, samples))
+        return Recovery(self._multimodal(batch, observed, unimodal),
+                        extras={f"sample_{m}": s for m, s in samples.items()})
+
+    def _fill(self, batch: ConversationBatch, observed: Tensor, refined: dict[str, Tensor]):
+        return merge_observed(batch, observed, {m: refined.get(m, torch.zeros_like(x))
+                                                for m, x in batch.features.items()})
+
+    def training_step(self, batch: ConversationBatch, observed: Tensor):
+        """The three stages on one batch (see the module docstring for who updates what)."""
+        multi = self.stages == "multi"
+        targets = self._targets(batch, observed)
+        zero = batch.features[self.modalities[0]].new_zeros(())
+        complete = self.fuse(batch.features)  # stage 3's L_C2 path; detached it is stage 2's target
+
+        # Stage 1: generators + unimodal reconstructors.
+        samples = self.sample(batch, observed, targets, self.train_sample_steps) if targets else {}
+        refined = self._unimodal(batch, samples)
+        hddm = self.hddm_loss(batch, observed, targets) if targets else zero
+        ur = dropped_mse(batch, observed, refined)
+        generator = (hddm + self.lambda_g * ur) / (1.0 + self.lambda_g)
+        if multi and targets:
+            self._update("generator", generator)
+        unimodal = self._fill(batch, observed, refined)
+        if multi:
+            unimodal = {m: x.detach() for m, x in unimodal.items()}
+
+        # Stage 2: the discriminator, then the multimodal reconstructor against it.
+        recovered = self._multimodal(batch, observed, unimodal)
+        partial = batch.utterance_mask & ~observed.all(-1)
+        disc = adv = rec = zero
+        if bool(partial.any()):
+            with _frozen(self.fusion) if multi else nullcontext():
+                fake = self.fuse(recovered)[partial]
+            real = complete.detach()[partial]
+            disc = self.discriminator_step(real, fake)
+            with _frozen(self.discriminator):
+                logits = self.discriminator(fake)
+            adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            rec = (fake - real).pow(2).mean(-1).mean() + dropped_mse(batch, observed, recovered)
+        fusion = self.lambda_al * adv + (1.0 - self.lambda_al) * rec
+        if multi and bool(partial.any()):
+            self._update("fusion", fusion)
+        if multi:
+            recovered = {m: x.detach() for m, x in recovered.items()}
+
+        # Stage 3: the classifier on recovered (L_C1) and complete (L_C2) fused representations.
+        c1 = self.classifier_loss(self.fuse(recovered), batch)
+        c2 = self.classifier_loss(complete, batch)
+        classifier = self.lambda_c * c1 + (1.0 - self.lambda_c) * c2
+
+        losses = {"generator": generator, "fusion": fusion, "classifier": classifier}
+        if multi:
+            losses.update(generator=generator.detach(), fusion=fusion.detach())
+        terms = {"hddm": hddm, "ur": ur, "disc": disc, "adv": adv, "rec": rec, "c1": c1, "c2": c2}
+        extras = {k: v.detach() for k, v in terms.items()}
+        extras.update({f"sample_{m}": s for m, s in samples.items()})
+        return Recovery(recovered, extras=extras), losses
+
+    def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
+        return self.training_step(batch, observed)[1]
