@@ -20,7 +20,8 @@ from mer.data import synthetic_conversations
 from mer.training.masks import protocol_masks
 from mer.training import train_epoch
 
-RECOVERERS = ["zero", "mean", "autoencoder", "imder", "gsdnet"]
+RECOVERERS = ["zero", "mean", "autoencoder", "imder", "md2n", "rohydr", "gsdnet", "gsdnet_adjacency",
+              "gsdnet_nograph"]
 MISSING_RATE = 0.3
 
 @pytest.fixture(scope="session")

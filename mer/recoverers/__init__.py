@@ -1,7 +1,8 @@
 """Missing-modality recoverers behind one interface (:class:`Recoverer`), chosen by name.
 
 Importing this package registers every built-in method: ``zero``, ``mean``, ``autoencoder``,
-``imder`` and ``gsdnet``. See ``docs/mer_training.md`` for the contract.
+``imder``, ``md2n``, ``rohydr``, ``gsdnet`` and its ablations ``gsdnet_adjacency`` and
+``gsdnet_nograph``. See ``docs/mer_training.md`` for the contract.
 """
 
 import importlib
