@@ -57,6 +57,8 @@ __all__ = [
     "format_table",
     "plot_missing_rate",
     "write_report",
+    "merge_results",
+    "load_results",
     "ROW_KEYS",
 ]
 
@@ -458,3 +460,38 @@ def write_report(rows: list[dict], out_dir: str | os.PathLike, task: str = "regr
 def load_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a ``results.json``."""
     return json.loads(pathlib.Path(path).read_text(encoding="utf8"))
+
+
+def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dict]:
+    """Rows of several benchmark runs as one table.
+
+    ``sources`` are ``results.json`` paths (or a run directory holding one, or row lists). A recoverer
+    run with different hyperparameters in different rows is labelled ``name[key=value,...]`` by the
+    settings that differ from its first occurrence (so ``rohydr`` and ``rohydr[stages=one]`` get a
+    column each). Two rows for the same (label, protocol, condition, seed) are an error: the runs
+    overlap and one of them would silently win.
+    """
+    rows: list[dict] = []
+    for source in sources:
+        if isinstance(source, list):
+            rows.extend(source)
+            continue
+        path = pathlib.Path(source)
+        rows.extend(load_results(path / "results.json" if path.is_dir() else path))
+    first_kwargs: dict[str, dict] = {}
+    merged, seen = [], {}
+    for row in rows:
+        name = row["recoverer"]
+        kwargs = dict((row.get("config") or {}).get("recoverer_kwargs") or {})
+        base = first_kwargs.setdefault(name, kwargs)
+        differing = sorted(k for k in set(kwargs) | set(base) if kwargs.get(k) != base.get(k))
+        label = name
+        if differing:
+            label += "[" + ",".join(f"{k}={kwargs.get(k)}" for k in differing) + "]"
+        key = (label, row["protocol"], row["condition"], row["seed"])
+        if key in seen:
+            raise ValueError(f"two results for {label} / {row['protocol']} {row['condition']} / seed "
+                             f"{row['seed']}: the merged runs overlap")
+        seen[key] = True
+        merged.append({**row, "recoverer": label})
+    return merged

@@ -1,4 +1,4 @@
-"""Command line: ``python -m mer train|evaluate|benchmark|list`` (also the ``mer`` console script).
+"""Command line: ``python -m mer train|evaluate|benchmark|report|list`` (also the ``mer`` console script).
 
 A thin layer over the Python API (:func:`mer.train`, :meth:`mer.TrainedModel.evaluate`,
 :func:`mer.run_benchmark`); every option maps to a :class:`~mer.config.RunConfig` field, and
@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     _add_data_options(p)
 
+    p = sub.add_parser("report", help="merge benchmark results into one results.json, table and figure")
+    p.add_argument("results", nargs="+", metavar="RESULTS",
+                   help="results.json files or benchmark output directories")
+    p.add_argument("--out", required=True, metavar="DIR")
+
     sub.add_parser("list", help="list registered recoverers and data sources")
     return parser
 
@@ -224,6 +229,17 @@ def _dispatch(args) -> int:
         if args.out:
             pathlib.Path(args.out).write_text(text + "\n", encoding="utf8")
         print(text)
+        return 0
+
+    if args.command == "report":
+        from mer.benchmark import merge_results, write_report
+
+        rows = merge_results(args.results)
+        if not rows:
+            raise ValueError("the given results hold no rows")
+        task = "regression" if "acc2_non0" in rows[0]["metrics"] else "classification"
+        write_report(rows, args.out, task)
+        print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
         return 0
 
     if args.command == "benchmark":

@@ -127,3 +127,23 @@ def test_cli_benchmark_protocol_and_training_flags_reach_run_benchmark(tmp_path,
                          .format_help().split())
     assert "{random,fixed,both}" in help_text and "{per-condition,shared}" in help_text
     assert "uniform mixture of all conditions" in help_text
+
+
+def test_report_merges_runs_labels_variants_and_refuses_overlaps(tmp_path, capsys):
+    def row(recoverer, seed, kwargs, acc):
+        return {"recoverer": recoverer, "protocol": "random", "condition": "0.3", "missing_rate": 0.3,
+                "seed": seed, "config": {"recoverer_kwargs": kwargs},
+                "metrics": {"acc2_non0": acc, "f1_non0": acc, "acc7": 0.5, "recovery_mse": 1.0}}
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text(json.dumps([row("rohydr", 1, {}, 0.8), row("zero", 1, {}, 0.7)]))
+    (tmp_path / "b.json").write_text(json.dumps([row("rohydr", 1, {"stages": "one"}, 0.6)]))
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b.json"), "--out", str(tmp_path / "m")]) == 0
+    merged = json.loads((tmp_path / "m" / "results.json").read_text())
+    assert [r["recoverer"] for r in merged] == ["rohydr", "zero", "rohydr[stages=one]"]
+    table = (tmp_path / "m" / "table.md").read_text()
+    assert "| Condition | rohydr | zero | rohydr[stages=one] |" in table
+    assert "| 0.3 | 80.0±0.0 / 80.0±0.0 / 50.0±0.0 | 70.0±0.0 / 70.0±0.0 / 50.0±0.0 | 60.0±0.0 / 60.0±0.0 / 50.0±0.0 |" in table
+    # The same run twice would double-count a seed: refused, with the offending row named.
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "x")]) == 2
+    assert "two results for rohydr / random 0.3 / seed 1" in capsys.readouterr().err
