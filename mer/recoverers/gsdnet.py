@@ -35,7 +35,7 @@ fresh noisy sample at ``t ~ U(denoise_time, rec_t_max)``; ``rec_estimate="sample
 configured reverse sampler instead. Either estimate is detached: the networks learn from score matching
 alone (a task-loss gradient through the denoiser would bend them away from a score, and the sampler
 would then drift), while ``L_rec`` and the task loss train the head ``D`` and the fusion. Inference runs
-the reverse sampler (``sampler``: ``"ode"`` — the probability-flow ODE with Heun steps, default 10
+the reverse sampler (``sampler``: ``"ode"`` — the probability-flow ODE with Heun steps, default 2
 steps — or ``"euler_maruyama"`` / ``"reverse_diffusion"`` predictor–corrector) from ``t = 1`` down to
 ``denoise_time`` and applies the same one-step denoiser there, so the head sees at inference what it
 was trained on.
@@ -107,7 +107,8 @@ class GSDNet(Recoverer):
     sampler : {"ode", "euler_maruyama", "reverse_diffusion"}
         Reverse process used by :meth:`recover` (default the probability-flow ODE).
     sampling_steps : int
-        Steps of that sampler (default 10; the ODE uses 2 network calls per step).
+        Steps of that sampler (default 2; the ODE uses 2 network calls per step). From ``t = 1`` to
+        the default ``denoise_time = 0.8`` 1, 2, 4 and 10 steps gave the same metrics to three decimals.
     rec_estimate : {"tweedie", "sampler"}
         How training builds ``X̂, λ̂`` for ``L_rec`` and the task loss (see the module docstring).
     rec_t_max : float
@@ -138,7 +139,7 @@ class GSDNet(Recoverer):
         hidden_dim: int = 64,
         num_layers: int = 2,
         sampler: str = "ode",
-        sampling_steps: int = 10,
+        sampling_steps: int = 2,
         rec_estimate: str = "tweedie",
         rec_t_max: float = 0.8,
         denoise_time: float = 0.8,
