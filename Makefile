@@ -10,7 +10,7 @@ PINS   := "torch==2.2.1" "dgl==2.1.0" "numpy<2" "torchdata==0.7.1" "setuptools<7
 .PHONY: benchmark demo test bench clean-venv
 
 # The main job: every fast recoverer on the built-in synthetic set, random and fixed protocols, one
-# model per method (shared training over all 15 conditions), one seed; about 5 minutes on 2 cores.
+# model per method (shared training over all 15 conditions), one seed; about 2 minutes on 2 cores.
 BENCHMARK_ARGS ?= --recoverers zero,mean,autoencoder,md2n,rohydr,gsdnet --protocol both \
                   --training shared --seeds 1111 --epochs 10 --out runs/benchmark
 

@@ -305,8 +305,9 @@ def _mean_std(values: list[float], scale: float, digits: int) -> str:
     if not vals:
         return "–"
     arr = np.asarray(vals, dtype=np.float64) * scale
-    std = float(arr.std(ddof=1)) if arr.size > 1 else 0.0
-    return f"{arr.mean():.{digits}f}±{std:.{digits}f}"
+    if arr.size == 1:
+        return f"{arr[0]:.{digits}f}"  # one seed: no spread to report (a "±0.0" would claim one)
+    return f"{arr.mean():.{digits}f}±{float(arr.std(ddof=1)):.{digits}f}"
 
 
 def _cell(rows: list[dict], keys: Sequence[str], scale: float = 100.0, digits: int = 1) -> str:
@@ -325,6 +326,12 @@ def _average_cell(rows: list[dict], keys: Sequence[str], scale: float = 100.0, d
                 per_seed.append(float(np.mean(vals)))
         parts.append(_mean_std(per_seed, scale, digits))
     return " / ".join(parts)
+
+
+def _over_seeds(seeds: list[str]) -> str:
+    if len(seeds) == 1:
+        return f"seed {seeds[0]} (one seed: no spread)"
+    return f"mean ± std over seeds {', '.join(seeds)}"
 
 
 _SECTION_TITLES = {
@@ -356,8 +363,8 @@ def format_table(rows: list[dict], task: str = "regression") -> str:
     if trainings:
         training = " Training: " + "; ".join(_TRAINING_NOTES.get(t, t) for t in trainings) + "."
     lines = [
-        f"Protocol: {', '.join(protocols)}.{training} Cells: {label} in %, mean ± std over seeds "
-        f"{', '.join(seeds)}{convention}.",
+        f"Protocol: {', '.join(protocols)}.{training} Cells: {label} in %, {_over_seeds(seeds)}"
+        f"{convention}.",
     ]
     for protocol in protocols:
         if len(protocols) > 1:
@@ -393,8 +400,8 @@ def _protocol_tables(rows: list[dict], methods: list[str], keys: Sequence[str]) 
     return [
         *table(keys, 100.0, 1),
         "",
-        "Recovery MSE of the dropped features (standardised units, mean ± std over seeds; – where "
-        "nothing is dropped):",
+        "Recovery MSE of the dropped features (standardised units, seeds as above; – where nothing "
+        "is dropped):",
         *table(["recovery_mse"], 1.0, 3),
     ]
 

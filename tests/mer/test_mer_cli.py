@@ -143,7 +143,9 @@ def test_report_merges_runs_labels_variants_and_refuses_overlaps(tmp_path, capsy
     assert [r["recoverer"] for r in merged] == ["rohydr", "zero", "rohydr[stages=one]"]
     table = (tmp_path / "m" / "table.md").read_text()
     assert "| Condition | rohydr | zero | rohydr[stages=one] |" in table
-    assert "| 0.3 | 80.0±0.0 / 80.0±0.0 / 50.0±0.0 | 70.0±0.0 / 70.0±0.0 / 50.0±0.0 | 60.0±0.0 / 60.0±0.0 / 50.0±0.0 |" in table
+    # One seed per column: plain values, no "±0.0" pretending to be a spread.
+    assert "| 0.3 | 80.0 / 80.0 / 50.0 | 70.0 / 70.0 / 50.0 | 60.0 / 60.0 / 50.0 |" in table
+    assert "seed 1 (one seed: no spread)" in table
     # The same run twice would double-count a seed: refused, with the offending row named.
     assert main(["report", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "x")]) == 2
     assert "two results for rohydr / random 0.3 / seed 1" in capsys.readouterr().err
