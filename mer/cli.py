@@ -96,16 +96,38 @@ def _data_config(args, base: DataConfig) -> DataConfig:
 
 def _add_protocol_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("missing-modality protocol")
-    g.add_argument("--protocol", choices=["none", "random", "fixed"], default=None)
+    g.add_argument("--protocol", choices=["none", "random", "fixed", "mixed"], default=None)
     g.add_argument("--missing-rate", type=float, default=None, help="random protocol: MR")
     g.add_argument("--pattern", type=_names, default=None, metavar="M,M",
                    help="fixed protocol: the available modalities, e.g. t,a")
+    g.add_argument("--mixture", type=_mixture_items, default=None, metavar="0.3;t,a;...",
+                   help="mixed protocol: ';'-separated conditions, each a missing rate or an "
+                        "availability set; every conversation draws one uniformly")
+
+
+def _mixture_items(text: str) -> list[float | tuple[str, ...]]:
+    """``"0.0;0.3;t,a"`` → ``[0.0, 0.3, ("t", "a")]``: an item that reads as a number is a rate."""
+    items: list[float | tuple[str, ...]] = []
+    for item in (part.strip() for part in text.split(";")):
+        if not item:
+            continue
+        try:
+            items.append(float(item))
+        except ValueError:
+            items.append(tuple(_names(item)))
+    return items
 
 
 def _protocol(args, base: Protocol) -> Protocol:
-    kind = args.protocol or ("fixed" if args.pattern else "random" if args.missing_rate is not None else None)
+    kind = args.protocol or ("mixed" if args.mixture else "fixed" if args.pattern
+                             else "random" if args.missing_rate is not None else None)
     if kind is None:
         return base
+    if kind == "mixed":
+        mixture = args.mixture or base.mixture
+        if not mixture:
+            raise ValueError("--protocol mixed needs --mixture, e.g. --mixture '0.0;0.3;t,a'")
+        return Protocol("mixed", seed=base.seed, mixture=tuple(mixture))
     if kind == "random":
         rate = args.missing_rate if args.missing_rate is not None else base.missing_rate
         return Protocol("random", float(rate), None, base.seed)

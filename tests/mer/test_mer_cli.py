@@ -149,3 +149,22 @@ def test_report_merges_runs_labels_variants_and_refuses_overlaps(tmp_path, capsy
     # The same run twice would double-count a seed: refused, with the offending row named.
     assert main(["report", str(tmp_path / "a"), str(tmp_path / "a"), "--out", str(tmp_path / "x")]) == 2
     assert "two results for rohydr / random 0.3 / seed 1" in capsys.readouterr().err
+
+
+def test_cli_trains_a_generalist_on_a_mixed_protocol(tmp_path, capsys):
+    config = tmp_path / "tiny.json"
+    config.write_text(json.dumps(TINY))
+    args = ["train", "--recoverer", "zero", "--mixture", "0.0; 0.5 ;t,a", "--config", str(config),
+            "--synthetic-conversations", "20", "--out", str(tmp_path / "run")]
+    assert main(args) == 0
+    capsys.readouterr()
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())["protocol"]
+    assert saved["kind"] == "mixed" and saved["mixture"] == [0.0, 0.5, ["t", "a"]]
+    # A generalist is then evaluated under any single condition.
+    assert main(["evaluate", str(tmp_path / "run"), "--missing-rate", "0.5"]) == 0
+    assert json.loads(capsys.readouterr().out)["condition"] == "0.5"
+    assert main(["train", "--protocol", "mixed", "--out", str(tmp_path / "x")]) == 2
+    assert "needs --mixture" in capsys.readouterr().err
+    assert main(["train", "--mixture", "0.3;t,q", "--out", str(tmp_path / "y"),
+                 "--synthetic-conversations", "20"]) == 2
+    assert "unknown" in capsys.readouterr().err
