@@ -10,6 +10,9 @@ Weightings (``weighting=``):
 * ``"sigma2"`` — ``λ(t) = std(t)²``: ``‖std(t) s + z‖²``, the usual choice (and IMDer's loss).
 * ``"likelihood"`` — ``λ(t) = g(t)²``: bounds the negative log-likelihood (Song et al. 2021).
 * ``"none"`` — ``λ(t) = 1``.
+* ``"data"`` — ``λ(t) = std(t)⁴ / mean(t)²``: ``‖x̂_0 − x_0‖²`` with ``x̂_0 = (x_t + std² s) / mean`` the
+  one-step (Tweedie) denoised estimate, the loss of a network that predicts ``x̂_0``. Unlike
+  ``"sigma2"`` it does not down-weight large ``t``, where ``mean(t)`` is small.
 
 States and their ``mask``/``sde`` companions are either tensors or dicts of them (see :mod:`.state`);
 all keys share one time ``t``, and the loss is returned per key.
@@ -28,7 +31,7 @@ from .state import State, as_dict, per_key, restore, wrap_score_fn
 
 __all__ = ["dsm_loss", "sample_time", "WEIGHTINGS"]
 
-WEIGHTINGS = ("sigma2", "likelihood", "none")
+WEIGHTINGS = ("sigma2", "likelihood", "none", "data")
 
 
 def sample_time(batch_size: int, sde: SDE, *, eps: float | None = None, device=None, dtype=torch.float32,
@@ -67,7 +70,7 @@ def dsm_loss(
         stay zero and do not count.
     condition : any, optional
         Passed to ``score_fn`` unchanged.
-    weighting : {"sigma2", "likelihood", "none"}
+    weighting : {"sigma2", "likelihood", "none", "data"}
     t : Tensor, optional
         ``(B,)`` times; drawn uniformly on ``[eps, T]`` when omitted.
 
@@ -95,8 +98,12 @@ def dsm_loss(
 
     losses = {}
     for k in keys:
-        _, std = sdes[k].marginal_prob(torch.zeros_like(t), t)
-        if weighting == "sigma2":
+        mean, std = sdes[k].marginal_prob(torch.ones_like(t), t)
+        if weighting == "data":
+            denoised = (noisy[k] + batch_broadcast(std**2, scores[k]) * scores[k]) / batch_broadcast(
+                mean, scores[k])
+            error = denoised - states[k]
+        elif weighting == "sigma2":
             error = batch_broadcast(std, scores[k]) * scores[k] + noises[k]
         else:
             error = scores[k] + noises[k] / batch_broadcast(std, noises[k])

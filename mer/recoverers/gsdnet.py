@@ -24,8 +24,8 @@ here to the task loss). Both networks predict the clean value ``x̂_0`` by defau
 (``prediction="data"``; the score is ``(mean(t) x̂_0 − x_t) / std(t)²``), and the score-matching terms
 ``L_s`` are ``E_t ‖x̂_0(x_t, t) − x_0‖²`` over the diffused entries, ``t ~ U(eps, 1)``: the
 ``σ_t²``-weighted denoising score loss ``‖σ_t s + z‖²`` reweighted by ``std²/mean²`` so that large ``t``,
-where inference reads the networks, is not down-weighted. ``prediction="noise"`` is the ε-form with
-``‖σ_t s + z‖²``. ``L_rec = mean‖X̂ − X‖²`` over missing entries ``+ mean‖Ĝ − G‖²`` over graph slots.
+where inference reads the networks, is not down-weighted (``spectraldiff.dsm_loss(weighting="data")``).
+``prediction="noise"`` is the ε-form with ``‖σ_t s + z‖²``. ``L_rec = mean‖X̂ − X‖²`` over missing entries ``+ mean‖Ĝ − G‖²`` over graph slots.
 
 **Training-time estimate.** Running the reverse process for every training batch would multiply the
 cost of a step by the number of sampling steps. By default (``rec_estimate="tweedie"``) training
@@ -357,8 +357,8 @@ class GSDNet(Recoverer):
             clean[self.graph_key] = self._true_graph(batch, ctx)
         masks = self._masks(ctx)
         score_fn = lambda state, t, c: self._score(state, t, ctx)  # noqa: E731
-        losses = self._score_matching(clean, masks, ctx) if self.prediction == "data" \
-            else sd.dsm_loss(score_fn, self.sde, clean, mask=masks)
+        losses = sd.dsm_loss(score_fn, self.sde, clean, mask=masks,
+                             weighting="data" if self.prediction == "data" else "sigma2")
 
         if self.rec_estimate == "tweedie":
             B = clean["features"].shape[0]
@@ -382,19 +382,6 @@ class GSDNet(Recoverer):
             rec = rec + ((g_hat - clean[self.graph_key]) ** 2 * slots).sum() / slots.sum().clamp_min(1.0)
             terms[f"score_{self.graph_key}"] = losses[self.graph_key]
         return recovery, {"rec": rec, **terms}
-
-    def _score_matching(self, clean: dict[str, Tensor], masks: dict[str, Tensor], ctx: _Context) -> dict[str, Tensor]:
-        """Denoising score matching in the data parametrisation: ``E_t ‖x̂_0(x_t, t) − x_0‖²`` over the
-        masked entries, ``t ~ U(eps, 1)`` (the ``σ²``-weighted score loss times ``std²/mean²``)."""
-        B = clean["features"].shape[0]
-        t = self.sde.eps + (1.0 - self.sde.eps) * torch.rand(B, device=clean["features"].device)
-        noisy = {k: sd.noising.perturb(v, t, self.sde, masks[k])[0] for k, v in clean.items()}
-        out = self._network(noisy, t, ctx)
-        losses = {}
-        for k, v in out.items():
-            weight = masks[k].to(v.dtype).expand_as(v)
-            losses[k] = ((v - clean[k]) ** 2 * weight).sum() / weight.sum().clamp_min(1.0)
-        return losses
 
     def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
         return self.training_step(batch, observed)[1]

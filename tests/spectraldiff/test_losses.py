@@ -18,7 +18,7 @@ def point_mass_score(sde, value):
     return score
 
 
-@pytest.mark.parametrize("weighting", ["sigma2", "likelihood", "none"])
+@pytest.mark.parametrize("weighting", ["sigma2", "likelihood", "none", "data"])
 @pytest.mark.parametrize("sde", [VPSDE(), VESDE()], ids=["vp", "ve"])
 def test_loss_is_zero_at_the_exact_score_and_positive_elsewhere(sde, weighting):
     x0 = torch.full((64, 5), 0.7, dtype=torch.float64)
@@ -50,6 +50,23 @@ def test_sigma2_weighting_is_the_squared_noise_prediction_error():
     loss = dsm_loss(score, sde, x0, t=t, generator=torch.Generator().manual_seed(5))
     z = torch.randn(16, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     assert torch.allclose(loss, ((predicted_noise - z) ** 2).mean())
+
+
+@pytest.mark.parametrize("sde", [VPSDE(), VESDE()], ids=["vp", "ve"])
+def test_data_weighting_is_the_squared_error_of_a_clean_value_prediction(sde):
+    # A network predicting x̂_0, turned into the score (mean·x̂_0 − x_t)/std²: the loss is ‖x̂_0 − x_0‖²
+    # at every t, large t included.
+    gen = torch.Generator().manual_seed(0)
+    x0 = torch.randn(16, 4, dtype=torch.float64, generator=gen)
+    predicted = torch.randn(16, 4, dtype=torch.float64, generator=gen)
+    t = torch.linspace(0.05, 1.0, 16, dtype=torch.float64)
+
+    def score(x, t_, c):
+        mean, std = sde.marginal_prob(torch.ones_like(t_), t_)
+        return (mean[:, None] * predicted - x) / std[:, None] ** 2
+
+    loss = dsm_loss(score, sde, x0, t=t, weighting="data")
+    assert torch.allclose(loss, ((predicted - x0) ** 2).mean(), rtol=1e-9)
 
 
 def test_likelihood_weighting_scales_by_g_squared():
