@@ -24,6 +24,7 @@ import torch
 
 from spectraldiff import batched_eigh
 from spectraldiff.eigh_bench import device_peak_gflops
+from spectraldiff.linalg import _one_lapack_thread_per_worker as single_lapack_thread
 
 SIZES = [8, 16, 32, 64, 128]
 BATCHES = [1, 64, 1024]
@@ -42,7 +43,7 @@ def make_case(case, A):
     if case == "torch_raw":
         return lambda: torch.linalg.eigh(A)
     if case == "torch_raw_1thread":
-        return lambda: _single_threaded(torch.linalg.eigh, A)
+        return lambda: _single_threaded_eigh(A)
     if case == "batched_eigh":
         return lambda: batched_eigh(A)
     padded = A.clone()
@@ -71,13 +72,9 @@ def test_eigh(benchmark, figures, case, n, batch):
             f"{gflops:7.3f} GFLOP/s  {fraction} of peak")
 
 
-def _single_threaded(fn, *args):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return fn(*args)
-    finally:
-        torch.set_num_threads(previous)
+def _single_threaded_eigh(A):
+    with single_lapack_thread():  # the same switch batched_eigh's pool workers run under
+        return torch.linalg.eigh(A)
 
 
 def _time_once(fn):
