@@ -143,6 +143,11 @@ class Recoverer(nn.Module):
         """Named scalar loss terms (may use the ground truth of unobserved entries). Default ``{}``."""
         return {}
 
+    def modalities_to_recover(self, batch: ConversationBatch, observed: Tensor) -> list[str]:
+        """Modalities with at least one unobserved real entry in the batch, in modality order."""
+        missing = (batch.utterance_mask[:, :, None] & ~observed).any(dim=(0, 1))
+        return [m for k, m in enumerate(self.modalities) if bool(missing[k])]
+
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
         """Fill the unobserved entries from the observed ones; see the class docstring."""
         raise NotImplementedError(f"{type(self).__name__} must implement recover(batch, observed)")
@@ -177,7 +182,8 @@ def merge_observed(
     Parameters
     ----------
     filled : dict[str, Tensor]
-        Modality → ``(B, N_max, d_m)`` proposals (only their unobserved entries are used).
+        Modality → ``(B, N_max, d_m)`` proposals (only their unobserved entries are used). A modality
+        left out gets zeros (for methods that recover only :meth:`Recoverer.modalities_to_recover`).
 
     Returns
     -------
@@ -188,7 +194,8 @@ def merge_observed(
     pad = batch.utterance_mask[:, :, None]
     out = {}
     for k, (m, x) in enumerate(batch.features.items()):
-        merged = torch.where(observed[:, :, k, None], x, filled[m].to(x.dtype))
+        proposal = filled[m].to(x.dtype) if m in filled else torch.zeros_like(x)
+        merged = torch.where(observed[:, :, k, None], x, proposal)
         out[m] = torch.where(pad, merged, torch.zeros_like(merged))
     return out
 

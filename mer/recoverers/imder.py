@@ -155,11 +155,6 @@ class IMDer(Recoverer):
         })
 
     # ------------------------------------------------------------------------------ pieces
-    def _targets(self, batch: ConversationBatch, observed: Tensor) -> list[str]:
-        """Modalities with at least one unobserved real entry in the batch."""
-        missing = (batch.utterance_mask[:, :, None] & ~observed).any(dim=(0, 1))
-        return [m for k, m in enumerate(self.modalities) if bool(missing[k])]
-
     def _score_fn(self, batch: ConversationBatch, observed: Tensor, targets: list[str]):
         """``score_fn(x, t, condition)`` over the dict state ``{m: (B, N, d_m)}`` of ``targets``.
 
@@ -191,7 +186,7 @@ class IMDer(Recoverer):
                    targets: list[str] | None = None) -> Tensor:
         """``Σ_m mean ‖std(t) s_θ + z‖²`` over the real utterances of each target modality, one
         ``t ~ U(1e-5, 1)`` per conversation shared by all modalities."""
-        targets = self._targets(batch, observed) if targets is None else targets
+        targets = self.modalities_to_recover(batch, observed) if targets is None else targets
         if not targets:
             return batch.features[self.modalities[0]].new_zeros(())
         x0 = {m: batch.features[m] for m in targets}
@@ -218,23 +213,19 @@ class IMDer(Recoverer):
     def _refine(self, batch: ConversationBatch, samples: dict[str, Tensor]) -> dict[str, Tensor]:
         return {m: self.reconstruct[m](s, batch.utterance_mask) for m, s in samples.items()}
 
-    def _fill(self, batch: ConversationBatch, observed: Tensor, refined: dict[str, Tensor]):
-        filled = {m: refined.get(m, torch.zeros_like(x)) for m, x in batch.features.items()}
-        return merge_observed(batch, observed, filled)
-
     # ------------------------------------------------------------------------ the interface
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
-        targets = self._targets(batch, observed)
+        targets = self.modalities_to_recover(batch, observed)
         if not targets:
             return Recovery(merge_observed(batch, observed, batch.features))
         steps = self.steps if not self.training else self.train_steps
         samples = self.sample(batch, observed, targets, steps)
         refined = self._refine(batch, samples)
-        return Recovery(self._fill(batch, observed, refined),
+        return Recovery(merge_observed(batch, observed, refined),
                         extras={f"sample_{m}": s for m, s in samples.items()})
 
     def training_step(self, batch: ConversationBatch, observed: Tensor):
-        targets = self._targets(batch, observed)
+        targets = self.modalities_to_recover(batch, observed)
         if not targets:
             zero = batch.features[self.modalities[0]].new_zeros(())
             return Recovery(merge_observed(batch, observed, batch.features)), {"score": zero, "rec": zero}
@@ -244,7 +235,7 @@ class IMDer(Recoverer):
             "score": self.score_loss(batch, observed, targets),
             "rec": dropped_mse(batch, observed, refined),
         }
-        return Recovery(self._fill(batch, observed, refined)), losses
+        return Recovery(merge_observed(batch, observed, refined)), losses
 
     def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
         return self.training_step(batch, observed)[1]

@@ -277,11 +277,6 @@ class MD2N(Recoverer):
         """First step of the reverse chain: ``t2`` with transfer, ``T`` without."""
         return self.schedule.t2 if self.transfer else self.schedule.num_steps
 
-    def _targets(self, batch: ConversationBatch, observed: Tensor) -> list[str]:
-        """Modalities with at least one unobserved real entry in the batch."""
-        missing = (batch.utterance_mask[:, :, None] & ~observed).any(dim=(0, 1))
-        return [m for k, m in enumerate(self.modalities) if bool(missing[k])]
-
     def _contexts(self, batch: ConversationBatch, observed: Tensor, targets: list[str]) -> dict[str, _Target]:
         """Per target ``m``: the available modality ``a = P_m(mean of E_k(x_k), k ≠ m observed)``."""
         seen = observed_only(batch, observed)
@@ -340,10 +335,6 @@ class MD2N(Recoverer):
         return {m: s + self.decoders[m](torch.cat([s, contexts[m].source], dim=-1))
                 for m, s in samples.items()}
 
-    def _fill(self, batch: ConversationBatch, observed: Tensor, refined: dict[str, Tensor]):
-        filled = {m: refined.get(m, torch.zeros_like(x)) for m, x in batch.features.items()}
-        return merge_observed(batch, observed, filled)
-
     def diffusion_loss(self, batch: ConversationBatch, observed: Tensor,
                        contexts: dict[str, _Target]) -> Tensor:
         """``mean ‖x̂_0(x_i, i | a) − x_0‖² / d_m`` over dropped entries, where
@@ -362,7 +353,7 @@ class MD2N(Recoverer):
 
     # ------------------------------------------------------------------------ the interface
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
-        targets = self._targets(batch, observed)
+        targets = self.modalities_to_recover(batch, observed)
         if not targets:
             return Recovery(merge_observed(batch, observed, batch.features))
         contexts = self._contexts(batch, observed, targets)
@@ -370,10 +361,10 @@ class MD2N(Recoverer):
         samples = self.sample(contexts, steps)
         extras = {f"sample_{m}": s for m, s in samples.items()}
         extras.update({f"source_{m}": c.source for m, c in contexts.items()})
-        return Recovery(self._fill(batch, observed, self._decode(samples, contexts)), extras=extras)
+        return Recovery(merge_observed(batch, observed, self._decode(samples, contexts)), extras=extras)
 
     def training_step(self, batch: ConversationBatch, observed: Tensor):
-        targets = self._targets(batch, observed)
+        targets = self.modalities_to_recover(batch, observed)
         if not targets:
             zero = batch.features[self.modalities[0]].new_zeros(())
             losses = {"diffusion": zero, "rec": zero, "align": zero}
@@ -385,7 +376,7 @@ class MD2N(Recoverer):
             "rec": dropped_mse(batch, observed, refined),
             "align": dropped_mse(batch, observed, {m: c.source for m, c in contexts.items()}),
         }
-        return Recovery(self._fill(batch, observed, refined)), losses
+        return Recovery(merge_observed(batch, observed, refined)), losses
 
     def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
         return self.training_step(batch, observed)[1]

@@ -459,11 +459,6 @@ class RoHyDR(Recoverer):
         opt.zero_grad(set_to_none=True)
 
     # ------------------------------------------------------------------------ unimodal recovery
-    def _targets(self, batch: ConversationBatch, observed: Tensor) -> list[str]:
-        """Modalities with at least one unobserved real entry in the batch."""
-        missing = (batch.utterance_mask[:, :, None] & ~observed).any(dim=(0, 1))
-        return [m for k, m in enumerate(self.modalities) if bool(missing[k])]
-
     def _tokens(self, seen: dict[str, Tensor], observed: Tensor, m: str) -> tuple[Tensor, Tensor]:
         net = self.generators[m]
         cmask = observed[:, :, [self.modality_index(o) for o in net.condition_names]]
@@ -560,23 +555,19 @@ class RoHyDR(Recoverer):
 
     # ------------------------------------------------------------------------ the interface
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
-        targets = self._targets(batch, observed)
+        targets = self.modalities_to_recover(batch, observed)
         if not targets:
             return Recovery(merge_observed(batch, observed, batch.features))
         steps = self.train_sample_steps if self.training else self.sample_steps
         samples = self.sample(batch, observed, targets, steps)
-        unimodal = self._fill(batch, observed, self._unimodal(batch, samples))
+        unimodal = merge_observed(batch, observed, self._unimodal(batch, samples))
         return Recovery(self._multimodal(batch, observed, unimodal),
                         extras={f"sample_{m}": s for m, s in samples.items()})
-
-    def _fill(self, batch: ConversationBatch, observed: Tensor, refined: dict[str, Tensor]):
-        return merge_observed(batch, observed, {m: refined.get(m, torch.zeros_like(x))
-                                                for m, x in batch.features.items()})
 
     def training_step(self, batch: ConversationBatch, observed: Tensor):
         """The three stages on one batch (see the module docstring for who updates what)."""
         multi = self.stages == "multi"
-        targets = self._targets(batch, observed)
+        targets = self.modalities_to_recover(batch, observed)
         zero = batch.features[self.modalities[0]].new_zeros(())
         complete = self.fuse(batch.features)  # stage 3's L_C2 path; detached it is stage 2's target
 
@@ -588,7 +579,7 @@ class RoHyDR(Recoverer):
         generator = (hddm + self.lambda_g * ur) / (1.0 + self.lambda_g)
         if multi and targets:
             self._update("generator", generator)
-        unimodal = self._fill(batch, observed, refined)
+        unimodal = merge_observed(batch, observed, refined)
         if multi:
             unimodal = {m: x.detach() for m, x in unimodal.items()}
 

@@ -14,6 +14,7 @@ from mer.recoverers import (
     available_recoverers,
     build_recoverer,
     dropped_mse,
+    merge_observed,
     recovery_error,
     register_recoverer,
 )
@@ -158,3 +159,17 @@ def test_registry_rejects_duplicates_and_unknown_names_list_the_valid_ones():
         build_recoverer("autoencoder", ["t", "a"], {"t": 2, "a": 2}, widht=3)
     for name in ("zero", "mean", "autoencoder", "imder"):
         assert name in available_recoverers()
+
+
+def test_merge_observed_gives_left_out_modalities_zeros_and_targets_list_what_is_missing():
+    ds = _dataset(("t", "a", "v"))
+    batch, _ = _standardised_batch(ds, rate=0.4)
+    observed = batch.availability.clone()
+    observed[:, :, 2] = batch.utterance_mask  # nothing of v is missing
+    rec = _build("zero", ds, FeatureScaler(ds.feature_dims).fit(ds))
+    assert rec.modalities_to_recover(batch, observed) == ["t", "a"]
+    merged = merge_observed(batch, observed, {"t": torch.full_like(batch.features["t"], 5.0)})
+    missing_t, missing_a = batch.missing()[:, :, 0], batch.missing()[:, :, 1]
+    assert torch.all(merged["t"][missing_t] == 5.0)
+    assert torch.all(merged["a"][missing_a] == 0.0)  # "a" left out: zeros where it is missing
+    assert torch.equal(merged["v"][batch.utterance_mask], batch.features["v"][batch.utterance_mask])
