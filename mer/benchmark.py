@@ -196,7 +196,7 @@ def run_benchmark(
     out = pathlib.Path(out_dir) if out_dir is not None else None
     done: dict[tuple, dict] = {}
     if out is not None and resume and (out / "results.json").is_file():
-        for row in json.loads((out / "results.json").read_text(encoding="utf8")):
+        for row in load_results(out / "results.json"):
             done[_key(row)] = row
 
     def finished(name: str, seed: int, condition: Protocol, row_config: dict) -> dict | None:
