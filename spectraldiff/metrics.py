@@ -88,7 +88,9 @@ def mean_orbit_counts(graph: nx.Graph) -> np.ndarray:
 def spectral_histogram(graph: nx.Graph, bins: int = SPECTRAL_BINS) -> np.ndarray:
     """Counts of normalised-Laplacian eigenvalues in ``bins`` bins over ``[−1e-5, 2]``: ``(bins,)``."""
     laplacian = nx.normalized_laplacian_matrix(graph).toarray()
-    eigenvalues = np.linalg.eigvalsh(laplacian)
+    # The spectrum lies in [0, 2] and bipartite graphs (grids, trees) reach 2 exactly; rounding can put
+    # that eigenvalue just above 2, where np.histogram would drop it depending on the BLAS threads.
+    eigenvalues = np.clip(np.linalg.eigvalsh(laplacian), *SPECTRAL_RANGE)
     hist, _ = np.histogram(eigenvalues, bins=bins, range=SPECTRAL_RANGE)
     return hist.astype(np.float64)
 

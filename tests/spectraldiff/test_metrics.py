@@ -12,6 +12,7 @@ import pytest
 
 from spectraldiff.graph_datasets import community_small, grid, split_graphs
 from spectraldiff.metrics import (
+    spectral_histogram,
     METRICS,
     evaluate_graphs,
     gaussian_emd_mmd,
@@ -135,3 +136,15 @@ def test_evaluate_graphs_reports_the_average_of_degree_clustering_orbit():
     assert results["average"] == pytest.approx((results["degree"] + results["clustering"] + results["orbit"]) / 3)
     with pytest.raises(ValueError, match="choose from"):
         evaluate_graphs(ref, pred, metrics=["nspdk"])
+
+
+
+def test_spectral_histogram_counts_an_eigenvalue_two_rounded_above_the_upper_edge(monkeypatch):
+    # Bipartite graphs (grids, trees, even cycles) have normalised-Laplacian eigenvalue exactly 2, the
+    # histogram's upper edge; the solver may return it as 2 + ε, which must still be counted.
+    graph = nx.path_graph(4)
+    exact = np.linalg.eigvalsh(nx.normalized_laplacian_matrix(graph).toarray())
+    monkeypatch.setattr(np.linalg, "eigvalsh", lambda matrix: np.append(exact[:-1], 2.0 + 4e-16))
+    hist = spectral_histogram(graph)
+    assert hist.sum() == 4 and hist[-1] == 1
+    assert hist[0] == 1  # and the eigenvalue 0 of a connected graph lands in the first bin
