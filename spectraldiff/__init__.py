@@ -16,7 +16,7 @@ from .linalg import available_eigh_backends, batched_eigh, register_eigh_backend
 from .losses import dsm_loss
 from .noising import perturb_features, perturb_spectrum
 from .sampling import euler_maruyama_sampler, ode_sampler, pc_sampler
-from .score_networks import EigenvalueScoreNet, FeatureScoreNet, NoiseToScore
+from .score_networks import EigenvalueScoreNet, FeatureScoreNet, NoiseToScore, SpectrumMLPScoreNet
 from .sde import VESDE, VPSDE, PowerVESDE, get_sde, subVPSDE
 from .spectral_graph import SpectralGraph
 
@@ -39,6 +39,7 @@ __all__ = [
     "euler_maruyama_sampler",
     "ode_sampler",
     "EigenvalueScoreNet",
+    "SpectrumMLPScoreNet",
     "FeatureScoreNet",
     "NoiseToScore",
     "losses",

@@ -11,10 +11,11 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from .sde import SDE
 
-__all__ = ["TimeEmbedding", "EigenvalueScoreNet", "FeatureScoreNet", "NoiseToScore"]
+__all__ = ["TimeEmbedding", "EigenvalueScoreNet", "SpectrumMLPScoreNet", "FeatureScoreNet", "NoiseToScore"]
 
 
 class TimeEmbedding(nn.Module):
@@ -95,6 +96,73 @@ class EigenvalueScoreNet(nn.Module):
             h = layer(h, src_key_padding_mask=~mask)
         eps = self.out(h).squeeze(-1) + self.skip(tau).squeeze(-1) * eigenvalues
         return eps * mask.to(h.dtype)
+
+
+class SpectrumMLPScoreNet(nn.Module):
+    r"""Noise predictor that reads a whole padded spectrum as one vector (a residual MLP).
+
+    The input of graph ``b`` is ``[λ(t) ⊙ m, m, log n_b]`` (``2N + 1`` numbers: values, slot mask,
+    size), so slot ``k`` of a graph with ``n`` nodes is its ``k``-th smallest eigenvalue and the
+    network knows ``n``. ``num_layers`` pre-norm residual blocks mix all slots at once:
+
+    ``h₀ = SiLU(W_in x + τ(t))``, ``h ← h + W₂ SiLU(W₁ LN(h))``,
+    ``ε̂ = (W_out LN(h) + a(t) λ_t) ⊙ m``,
+
+    with the time-gated skip ``a(t) λ_t`` of :class:`EigenvalueScoreNet`. Compared with that network's
+    per-slot attention it needs a fixed padded size ``N`` and costs a few matrix products per call
+    instead of ``num_layers`` attention layers, which makes the reverse diffusion of small graphs
+    several times cheaper per step.
+
+    Parameters
+    ----------
+    max_nodes : int
+        ``N``, the padded number of slots.
+    hidden_dim : int
+        Width of the hidden vector (default 128).
+    num_layers : int
+        Residual blocks (default 3).
+
+    Shapes
+    ------
+    ``eigenvalues`` ``(B, N)``, ``t`` ``(B,)``, ``mask`` ``(B, N)`` bool → predicted noise ``(B, N)``,
+    zero on padded slots.
+
+    Examples
+    --------
+    >>> net = SpectrumMLPScoreNet(max_nodes=5, hidden_dim=16, num_layers=1)
+    >>> lam, mask = torch.randn(2, 5), torch.tensor([[True] * 5, [True] * 3 + [False] * 2])
+    >>> net(lam, torch.rand(2), mask).shape
+    torch.Size([2, 5])
+    """
+
+    def __init__(self, max_nodes: int, hidden_dim: int = 128, num_layers: int = 3):
+        super().__init__()
+        if max_nodes < 1:
+            raise ValueError(f"max_nodes must be ≥ 1, got {max_nodes}")
+        self.max_nodes = max_nodes
+        self.time = TimeEmbedding(hidden_dim)
+        self.input = nn.Linear(2 * max_nodes + 1, hidden_dim)
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, hidden_dim), nn.SiLU(),
+                          nn.Linear(hidden_dim, hidden_dim))
+            for _ in range(num_layers)
+        )
+        self.out = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, max_nodes))
+        self.skip = nn.Linear(hidden_dim, 1)
+
+    def forward(self, eigenvalues: Tensor, t: Tensor, mask: Tensor, condition: Tensor | None = None) -> Tensor:
+        if eigenvalues.shape[-1] != self.max_nodes:
+            raise ValueError(f"this network was built for {self.max_nodes} slots, got spectra of "
+                             f"{eigenvalues.shape[-1]}; pad or rebuild with max_nodes={eigenvalues.shape[-1]}")
+        if condition is not None:
+            raise ValueError("SpectrumMLPScoreNet takes no condition")
+        slot = mask.to(eigenvalues.dtype)
+        size = slot.sum(dim=-1, keepdim=True).clamp_min(1.0).log()
+        tau = self.time(t)
+        h = F.silu(self.input(torch.cat([eigenvalues * slot, slot, size], dim=-1)) + tau)
+        for block in self.blocks:
+            h = h + block(h)
+        return (self.out(h) + self.skip(tau) * eigenvalues) * slot
 
 
 class FeatureScoreNet(nn.Module):

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from spectraldiff import EigenvalueScoreNet, FeatureScoreNet, NoiseToScore, SpectralGraph, VPSDE
+from spectraldiff import EigenvalueScoreNet, FeatureScoreNet, NoiseToScore, SpectralGraph, SpectrumMLPScoreNet, VPSDE
 from spectraldiff.demo import community_adjacency
 
 MASK = torch.tensor([[True] * 6, [True] * 4 + [False] * 2, [True] + [False] * 5])
@@ -18,6 +18,38 @@ def test_eigenvalue_net_ignores_padded_slots_and_zeroes_them():
     out_garbage = net(garbage, t, MASK)
     assert torch.all(out[~MASK] == 0)
     assert torch.allclose(out[MASK], out_garbage[MASK], atol=1e-5)
+
+
+def test_spectrum_mlp_ignores_padded_slots_and_zeroes_them():
+    torch.manual_seed(0)
+    net = SpectrumMLPScoreNet(max_nodes=6, hidden_dim=16, num_layers=2).eval()
+    lam, t = torch.randn(3, 6), torch.rand(3)
+    out = net(lam * MASK, t, MASK)
+    out_garbage = net(lam * MASK + 100.0 * (~MASK), t, MASK)
+    assert torch.all(out[~MASK] == 0)
+    assert torch.allclose(out[MASK], out_garbage[MASK], atol=1e-6)
+
+
+def test_spectrum_mlp_sees_the_graph_size_and_the_time():
+    torch.manual_seed(2)
+    net = SpectrumMLPScoreNet(max_nodes=6, hidden_dim=16, num_layers=1).eval()
+    lam = torch.randn(1, 6)
+    t = torch.full((1,), 0.3)
+    five, six = MASK[1:2].clone(), MASK[:1]
+    five[0, 4] = True  # 5 real slots
+    # The same four leading values read differently when the graph has 5 or 6 nodes, and at another time.
+    assert not torch.allclose(net(lam * six, t, six)[0, :4], net(lam * five, t, five)[0, :4])
+    assert not torch.allclose(net(lam, t, six), net(lam, torch.full((1,), 0.9), six))
+
+
+def test_spectrum_mlp_rejects_another_padded_size_and_a_condition():
+    net = SpectrumMLPScoreNet(max_nodes=6, hidden_dim=8, num_layers=1)
+    with pytest.raises(ValueError, match="built for 6 slots"):
+        net(torch.randn(2, 7), torch.rand(2), torch.ones(2, 7, dtype=torch.bool))
+    with pytest.raises(ValueError, match="takes no condition"):
+        net(torch.randn(3, 6), torch.rand(3), MASK, torch.randn(3, 2))
+    with pytest.raises(ValueError, match="max_nodes must be"):
+        SpectrumMLPScoreNet(max_nodes=0)
 
 
 def test_eigenvalue_net_depends_on_time_and_condition():
