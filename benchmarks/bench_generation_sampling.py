@@ -1,8 +1,10 @@
 """Sampling time per graph of the spectral generator and the adjacency-space baseline.
 
-Both models have about the same parameter count (widths from ``generate``'s defaults) and sample with
-the same SDE, sampler and number of steps; what differs is the state: ``n`` eigenvalues per graph
-versus ``n (n − 1) / 2`` adjacency entries. Training quality does not change the cost of a step, so
+Both models have about the same parameter count (widths from ``generate``'s defaults; on grid the
+spectral MLP is narrowed to 64, as in ``generation_grid.py``) and sample with the same SDE, sampler
+and number of steps; what differs is the state: ``n`` eigenvalues per graph versus ``n (n − 1) / 2``
+adjacency entries, and the network that reads it (``spectral`` is the default MLP over the padded
+spectrum, ``spectral-transformer`` the self-attention eigenvalue network). Training quality does not change the cost of a step, so
 each model is trained for one epoch only. The figure is wall time per generated graph (reverse
 diffusion, reconstruction and thresholding), in ``extra_info["seconds_per_graph"]``.
 
@@ -22,7 +24,7 @@ import pytest
 import torch
 
 from spectraldiff.generation import GenerationConfig, get_model
-from spectraldiff.generation.cli import DEFAULT_HIDDEN_DIM
+from spectraldiff.generation.cli import default_hidden_dim
 from spectraldiff.graph_datasets import get_generator
 
 CASES = {
@@ -30,6 +32,13 @@ CASES = {
     "community_small": (32, 20),
     "grid": (8, 2),
 }
+
+#: (model name, spectral network) of each benchmarked variant.
+VARIANTS = {"spectral": ("spectral", "mlp"), "spectral-transformer": ("spectral", "transformer"),
+            "adjacency": ("adjacency", "mlp")}
+
+#: Widths other than ``generate``'s default, to keep parameter counts comparable (see generation_grid.py).
+WIDTHS = {("grid", "spectral"): 64}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -46,25 +55,27 @@ def threads():
 def trained():
     cache = {}
 
-    def get(dataset: str, model: str):
-        if (dataset, model) not in cache:
+    def get(dataset: str, variant: str):
+        if (dataset, variant) not in cache:
             torch.manual_seed(0)
             graphs = get_generator(dataset)(CASES[dataset][0], 0)
-            config = GenerationConfig(dataset=dataset, model=model, epochs=1, batch_size=4,
-                                      hidden_dim=DEFAULT_HIDDEN_DIM[model])
+            model, network = VARIANTS[variant]
+            width = WIDTHS.get((dataset, variant), default_hidden_dim(model, network))
+            config = GenerationConfig(dataset=dataset, model=model, epochs=1, batch_size=4, hidden_dim=width,
+                                      spectral_network=network)
             generator = get_model(model, config)
             generator.fit(graphs)
-            cache[dataset, model] = generator
-        return cache[dataset, model]
+            cache[dataset, variant] = generator
+        return cache[dataset, variant]
 
     return get
 
 
 @pytest.mark.parametrize("steps", [50, 100])
-@pytest.mark.parametrize("model", ["spectral", "adjacency"])
+@pytest.mark.parametrize("variant", list(VARIANTS))
 @pytest.mark.parametrize("dataset", list(CASES))
-def test_sampling_seconds_per_graph(benchmark, trained, dataset, model, steps):
-    generator = trained(dataset, model)
+def test_sampling_seconds_per_graph(benchmark, trained, dataset, variant, steps):
+    generator = trained(dataset, variant)
     num_graphs = CASES[dataset][1]
 
     def sample():
@@ -80,5 +91,5 @@ def test_sampling_seconds_per_graph(benchmark, trained, dataset, model, steps):
         "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
     })
-    print(f"\n{dataset} {model} {steps} steps: {benchmark.stats.stats.mean / num_graphs * 1e3:.1f} ms per graph "
+    print(f"\n{dataset} {variant} {steps} steps: {benchmark.stats.stats.mean / num_graphs * 1e3:.1f} ms per graph "
           f"({torch.get_num_threads()} threads, {platform.machine()})")

@@ -5,6 +5,11 @@
 * ``copy 20``: 20 training graphs drawn uniformly with replacement, with the same draws as the
   generators' node-count sampler for sampling seed ``k + 1`` (``torch.randint(0, 80, (20,))``) — what a
   generator that returns its source training graph unchanged scores;
+* ``copy 20 stratified``: the same with ``NodeCountSampler.sample_stratified`` (``--node-counts
+  stratified`` of the generators), whose 20 sizes follow the training histogram;
+* ``spectrum RMSE, leave one out``: for each training graph, the RMS distance from its adjacency
+  spectrum to the nearest other training spectrum of the same size (the natural spread that the
+  generators' ``spectrum_rmse`` compares with);
 * ``generator train vs test``: the same split of 100 graphs from the package generator, for each of
   ``--data-seeds`` (mean ± std), to compare the published set with the family it was drawn from.
 
@@ -25,11 +30,23 @@ from pathlib import Path
 
 import torch
 
-from spectraldiff.generation import NodeCountSampler
+from spectraldiff import batched_eigh
+from spectraldiff.generation import NodeCountSampler, graphs_to_dense
 from spectraldiff.graph_datasets import get_generator, load_graphs, published_graphs_path, split_graphs
 from spectraldiff.metrics import evaluate_graphs
 
 KEYS = ("degree", "clustering", "orbit", "spectral", "average")
+
+
+def leave_one_out_spectrum_rmse(graphs) -> float:
+    """Mean over graphs with a same-size partner of the RMS distance to the nearest partner's spectrum."""
+    A, sizes = graphs_to_dense(graphs, dtype=torch.float64)
+    eigenvalues, _ = batched_eigh(A, sizes)
+    distances = ((eigenvalues[:, None] - eigenvalues[None]) ** 2).sum(dim=-1) / sizes[:, None]
+    distances = distances.masked_fill(sizes[:, None] != sizes[None], float("inf"))
+    distances.fill_diagonal_(float("inf"))
+    nearest = distances.min(dim=1).values
+    return float(nearest[torch.isfinite(nearest)].sqrt().mean())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dataset", nargs="+", default=["community_small", "grid"])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--data-seeds", nargs="+", type=int, default=list(range(8)))
+    parser.add_argument("--skip-generator", action="store_true", help="skip the package-generator rows")
     parser.add_argument("--out", default="runs/generation/floors.json")
     args = parser.parse_args(argv)
     results = {}
@@ -48,26 +66,35 @@ def main(argv: list[str] | None = None) -> int:
         train, test = split_graphs(load_graphs(path))
         floor = evaluate_graphs(test, train)
         sampler = NodeCountSampler([g.number_of_nodes() for g in train])
-        copies = []
-        for seed in args.seeds:
-            indices, _ = sampler.sample(len(test), torch.Generator().manual_seed(seed + 1))
-            copies.append(evaluate_graphs(test, [train[i] for i in indices.tolist()]))
-        copy_stats = {k: {"mean": statistics.mean(c[k] for c in copies),
-                          "std": statistics.stdev(c[k] for c in copies) if len(copies) > 1 else 0.0} for k in KEYS}
+        copy_stats = {}
+        for scheme, draw in (("iid", sampler.sample), ("stratified", sampler.sample_stratified)):
+            copies = []
+            for seed in args.seeds:
+                indices, _ = draw(len(test), torch.Generator().manual_seed(seed + 1))
+                copies.append(evaluate_graphs(test, [train[i] for i in indices.tolist()]))
+            copy_stats[scheme] = {k: {"mean": statistics.mean(c[k] for c in copies),
+                                      "std": statistics.stdev(c[k] for c in copies) if len(copies) > 1 else 0.0}
+                                  for k in KEYS}
         generated = []
-        for data_seed in args.data_seeds:
+        for data_seed in [] if args.skip_generator else args.data_seeds:
             gen_train, gen_test = split_graphs(get_generator(dataset)(100, data_seed))
             generated.append(evaluate_graphs(gen_test, gen_train))
         generated_stats = {k: {"mean": statistics.mean(g[k] for g in generated),
                                "std": statistics.stdev(g[k] for g in generated) if len(generated) > 1 else 0.0}
-                           for k in KEYS}
-        results[dataset] = {"train_vs_test": floor, "copy_20": copy_stats, "copy_20_seeds": args.seeds,
+                           for k in KEYS} if generated else None
+        results[dataset] = {"train_vs_test": floor, "copy_20": copy_stats["iid"],
+                            "copy_20_stratified": copy_stats["stratified"], "copy_20_seeds": args.seeds,
+                            "spectrum_rmse_leave_one_out": leave_one_out_spectrum_rmse(train),
                             "generator_train_vs_test": generated_stats, "data_seeds": args.data_seeds}
         print(f"{dataset}: train vs test " + ", ".join(f"{k} {floor[k]:.4f}" for k in KEYS))
-        print(f"{dataset}: copy 20 (seeds {args.seeds}) "
-              + ", ".join(f"{k} {copy_stats[k]['mean']:.4f} ± {copy_stats[k]['std']:.4f}" for k in KEYS))
-        print(f"{dataset}: package generator train vs test (data seeds {args.data_seeds}) "
-              + ", ".join(f"{k} {generated_stats[k]['mean']:.4f} ± {generated_stats[k]['std']:.4f}" for k in KEYS))
+        print(f"{dataset}: spectrum RMSE to the nearest other same-size training graph "
+              f"{results[dataset]['spectrum_rmse_leave_one_out']:.4f}")
+        for scheme, stats in copy_stats.items():
+            print(f"{dataset}: copy 20, {scheme} (seeds {args.seeds}) "
+                  + ", ".join(f"{k} {stats[k]['mean']:.4f} ± {stats[k]['std']:.4f}" for k in KEYS))
+        if generated_stats:
+            print(f"{dataset}: package generator train vs test (data seeds {args.data_seeds}) "
+                  + ", ".join(f"{k} {generated_stats[k]['mean']:.4f} ± {generated_stats[k]['std']:.4f}" for k in KEYS))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n")

@@ -118,15 +118,6 @@ class AdjacencyGenerator(GraphGenerator):
 
     name = "adjacency"
 
-    def __init__(self, config: GenerationConfig):
-        super().__init__(config)
-        self.network: AdjacencyScoreNet | None = None
-
-    def num_parameters(self) -> int:
-        if self.network is None:
-            raise ValueError("the adjacency network is built by fit(), which fixes the padded size N")
-        return super().num_parameters()
-
     def _prepare(self, graphs: list[nx.Graph]) -> None:
         A, sizes = graphs_to_dense(graphs)
         N = A.shape[-1]
@@ -156,8 +147,7 @@ class AdjacencyGenerator(GraphGenerator):
         network = self.sampling_network()
         network.eval()
         parts = []
-        for k in self._chunks(num_graphs):
-            sources, sizes = self.node_counts.sample(k, generator)
+        for sources, sizes in self._chunks(num_graphs, generator):
             mask = self.mask[sources]
             pairs = pair_mask(mask)
             x_T = self.sde.prior_sampling(pairs.shape, generator=generator)

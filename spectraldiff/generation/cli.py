@@ -25,18 +25,26 @@ import torch
 
 from ..sampling import available_correctors, available_predictors
 from ..sde import available_sdes
-from .config import GenerationConfig
+from .config import NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
 
-__all__ = ["add_arguments", "run", "load_dataset", "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
+__all__ = ["add_arguments", "run", "load_dataset", "default_hidden_dim", "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
 
 # Listed here so that building the parser imports no networkx; a test keeps them equal to the registries
 # (spectraldiff.graph_datasets.available_generators, spectraldiff.generation.available_models).
 DATASETS = ("community_small", "grid")
 MODELS = ("adjacency", "spectral")
 
-#: Widths that give both models about the same parameter count (≈ 113k spectral, ≈ 117k adjacency
-#: with 3 layers).
-DEFAULT_HIDDEN_DIM = {"spectral": 64, "adjacency": 88}
+#: Widths that give the models about the same parameter count with 3 layers on community_small
+#: (padded size 20): 117 981 spectral MLP, 113 410 spectral transformer, 116 953 adjacency. The
+#: MLP's first and last layers grow with the padded size (``--hidden-dim 64`` gives 99 991 on the published grid set).
+DEFAULT_HIDDEN_DIM = {"spectral": 120, "spectral/transformer": 64, "adjacency": 88}
+
+
+def default_hidden_dim(model: str, spectral_network: str = "mlp") -> int:
+    """The ``generate`` default width of ``model`` (for ``spectral``, of its ``spectral_network``)."""
+    if model == "spectral" and spectral_network != "mlp":
+        return DEFAULT_HIDDEN_DIM[f"spectral/{spectral_network}"]
+    return DEFAULT_HIDDEN_DIM.get(model, GenerationConfig.hidden_dim)
 
 #: Graphs drawn from the package generator when the published set is absent.
 FALLBACK_NUM_GRAPHS = 100
@@ -73,6 +81,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--hidden-dim", type=int, default=None,
                         help=f"score network width (default per model: {DEFAULT_HIDDEN_DIM})")
     parser.add_argument("--num-layers", type=int, default=defaults.num_layers)
+    parser.add_argument("--spectral-network", choices=SPECTRAL_NETWORKS, default=defaults.spectral_network,
+                        help="eigenvalue network of the spectral model")
+    parser.add_argument("--node-counts", choices=NODE_COUNT_SCHEMES, default=defaults.node_counts,
+                        help="how sampled graphs draw their training graph (node count, and eigenvectors for the "
+                             "spectral model): iid (the published protocol) or stratified (same marginal, sizes "
+                             "of the sample set follow the training histogram)")
     parser.add_argument("--sde", choices=available_sdes(), default=defaults.sde)
     parser.add_argument("--predictor", choices=available_predictors(), default=defaults.predictor)
     parser.add_argument("--corrector", choices=available_correctors(), default=defaults.corrector)
@@ -94,9 +108,10 @@ def run(args: argparse.Namespace) -> int:
     config = GenerationConfig(
         dataset=args.dataset, model=args.model, epochs=args.epochs, steps=args.steps, seed=args.seed,
         batch_size=args.batch_size, learning_rate=args.lr,
-        hidden_dim=args.hidden_dim or DEFAULT_HIDDEN_DIM.get(args.model, GenerationConfig.hidden_dim),
-        num_layers=args.num_layers, sde=args.sde, predictor=args.predictor, corrector=args.corrector,
-        num_samples=args.num_samples, sample_batch_size=args.sample_batch_size,
+        hidden_dim=args.hidden_dim or default_hidden_dim(args.model, args.spectral_network),
+        num_layers=args.num_layers, spectral_network=args.spectral_network, sde=args.sde, predictor=args.predictor,
+        corrector=args.corrector, num_samples=args.num_samples, node_counts=args.node_counts,
+        sample_batch_size=args.sample_batch_size,
     )
     graphs, source = load_dataset(args.dataset, args.graphs)
     print(f"data: {source}")

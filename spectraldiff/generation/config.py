@@ -6,7 +6,10 @@ import json
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
-__all__ = ["GenerationConfig"]
+__all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES"]
+
+SPECTRAL_NETWORKS = ("mlp", "transformer")
+NODE_COUNT_SCHEMES = ("iid", "stratified")
 
 
 @dataclass
@@ -32,6 +35,10 @@ class GenerationConfig:
         Adam learning rate.
     hidden_dim, num_layers : int
         Width and depth of the score network.
+    spectral_network : str
+        Eigenvalue network of the spectral model: ``"mlp"`` (:class:`~spectraldiff.SpectrumMLPScoreNet`,
+        one vector per padded spectrum; the default, several times cheaper per sampling step) or
+        ``"transformer"`` (:class:`~spectraldiff.EigenvalueScoreNet`, self-attention over slots).
     sde : str
         Registered SDE name (:func:`spectraldiff.sde.get_sde`), the same family for both models.
     predictor, corrector : str
@@ -44,6 +51,12 @@ class GenerationConfig:
         Edge threshold on the generated weighted adjacency.
     num_samples : int or None
         Graphs to generate; None means as many as the test set.
+    node_counts : str
+        How the training graphs that give the samples their node counts (and the spectral model its
+        eigenvectors) are drawn: ``"iid"`` (uniformly with replacement, the published protocol) or
+        ``"stratified"`` (a systematic sample over the training graphs sorted by size: every draw is
+        still uniform over the training graphs, but the sizes of a set of ``k`` samples follow the
+        training histogram to within one graph per size).
     sample_batch_size : int
         Graphs sampled together (bounds memory of the adjacency model on large graphs).
     """
@@ -57,6 +70,7 @@ class GenerationConfig:
     learning_rate: float = 2e-3
     hidden_dim: int = 64
     num_layers: int = 3
+    spectral_network: str = "mlp"
     sde: str = "vpsde"
     predictor: str = "euler_maruyama"
     corrector: str = "none"
@@ -64,6 +78,7 @@ class GenerationConfig:
     ema_decay: float = 0.99
     threshold: float = 0.5
     num_samples: int | None = None
+    node_counts: str = "iid"
     sample_batch_size: int = 64
 
     def __post_init__(self):
@@ -74,6 +89,9 @@ class GenerationConfig:
             raise ValueError(f"num_samples must be ≥ 1 or None, got {self.num_samples}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
+        for name, choices in (("spectral_network", SPECTRAL_NETWORKS), ("node_counts", NODE_COUNT_SCHEMES)):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 

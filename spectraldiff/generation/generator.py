@@ -23,6 +23,7 @@ class NodeCountSampler:
 
     ``sample(k)`` draws ``k`` training graphs uniformly and returns their indices and sizes, so node
     counts follow the training distribution and each draw names one training graph of that size.
+    ``sample_stratified(k)`` draws the same marginal distribution with less spread between sets.
     """
 
     def __init__(self, sizes: Sequence[int]):
@@ -33,6 +34,23 @@ class NodeCountSampler:
     def sample(self, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """``(indices (k,), sizes (k,))`` of ``k`` training graphs drawn uniformly with replacement."""
         indices = torch.randint(0, len(self.sizes), (k,), generator=generator)
+        return indices, self.sizes[indices]
+
+    def sample_stratified(self, k: int, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """``(indices (k,), sizes (k,))`` of a systematic sample of the training graphs sorted by size.
+
+        The graphs are shuffled, sorted by size (stable, so ties stay shuffled) and read at the
+        positions ``⌊(i + u) M / k⌋`` for one uniform ``u``; the result is returned in random order.
+        Each draw is uniform over the ``M`` training graphs, as with :meth:`sample`, but the ``k`` sizes
+        follow the training histogram to within one graph per size, which removes most of the
+        set-to-set spread that node counts add to set-level statistics such as MMD.
+        """
+        M = len(self.sizes)
+        shuffled = torch.randperm(M, generator=generator)
+        by_size = shuffled[torch.sort(self.sizes[shuffled], stable=True).indices]
+        offset = torch.rand((), generator=generator, dtype=torch.float64)
+        positions = ((torch.arange(k, dtype=torch.float64) + offset) * M / k).long().clamp_max(M - 1)
+        indices = by_size[positions][torch.randperm(k, generator=generator)]
         return indices, self.sizes[indices]
 
 
@@ -51,7 +69,7 @@ class GraphGenerator:
     def __init__(self, config: GenerationConfig):
         self.config = config
         self.sde: SDE = get_sde(config.sde)
-        self.network: nn.Module
+        self.network: nn.Module | None = None
         self.ema_network: nn.Module | None = None
         self.node_counts: NodeCountSampler | None = None
 
@@ -75,8 +93,14 @@ class GraphGenerator:
         """
         raise NotImplementedError
 
+    def diagnostics(self, sampled: dict[str, Tensor]) -> dict[str, float]:
+        """Model-specific measurements of a :meth:`sample_weighted` result (none by default)."""
+        return {}
+
     # -- shared ---------------------------------------------------------------------------------
     def num_parameters(self) -> int:
+        if self.network is None:
+            raise ValueError(f"the {self.name} network is built by fit(), which fixes the padded size N")
         return sum(p.numel() for p in self.network.parameters())
 
     def sampling_network(self) -> nn.Module:
@@ -141,15 +165,29 @@ class GraphGenerator:
                progress: bool = False) -> list[nx.Graph]:
         """``num_graphs`` networkx graphs: :meth:`sample_weighted` thresholded at ``config.threshold``,
         symmetrised, without self loops, with the drawn node counts."""
-        out = self.sample_weighted(num_graphs, steps=steps, generator=generator, progress=progress)
-        return dense_to_graphs(out["adjacency"], out["sizes"], threshold=self.config.threshold)
+        return self.to_graphs(self.sample_weighted(num_graphs, steps=steps, generator=generator, progress=progress))
 
-    def _chunks(self, num_graphs: int):
+    def to_graphs(self, sampled: dict[str, Tensor]) -> list[nx.Graph]:
+        """Threshold a :meth:`sample_weighted` result into networkx graphs (see :meth:`sample`)."""
+        return dense_to_graphs(sampled["adjacency"], sampled["sizes"], threshold=self.config.threshold)
+
+    def _chunks(self, num_graphs: int, generator: torch.Generator | None):
+        """``(sources, sizes)`` of each sampling batch of at most ``config.sample_batch_size`` graphs.
+
+        Independent draws happen batch by batch (between the batches' diffusion noise); a stratified
+        sample is drawn for all ``num_graphs`` at once, so that the whole set follows the training sizes.
+        """
         if num_graphs < 1:
             raise ValueError(f"num_graphs must be ≥ 1, got {num_graphs}")
         size = self.config.sample_batch_size
+        if self.config.node_counts == "stratified":
+            sources, sizes = self.node_counts.sample_stratified(num_graphs, generator)
         for start in range(0, num_graphs, size):
-            yield min(size, num_graphs - start)
+            k = min(size, num_graphs - start)
+            if self.config.node_counts == "stratified":
+                yield sources[start:start + k], sizes[start:start + k]
+            else:
+                yield self.node_counts.sample(k, generator)
 
 
 _MODELS: dict[str, Callable[[GenerationConfig], GraphGenerator]] = {}

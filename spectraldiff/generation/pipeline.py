@@ -26,13 +26,16 @@ METRIC_KEYS = ("degree", "clustering", "orbit", "spectral", "average", "sampling
 
 
 def time_sampling(model: GraphGenerator, num_graphs: int, steps: int, seed: int,
-                  progress: bool = False) -> tuple[list[nx.Graph], float]:
-    """Sample with a fresh generator seeded ``seed``; returns the graphs and the wall seconds per graph
-    (reverse diffusion, reconstruction and thresholding included)."""
+                  progress: bool = False) -> tuple[list[nx.Graph], float, dict[str, float]]:
+    """Sample with a fresh generator seeded ``seed``; returns the graphs, the wall seconds per graph
+    (reverse diffusion, reconstruction and thresholding included) and the model's
+    :meth:`~GraphGenerator.diagnostics` of the weighted samples (not timed)."""
     generator = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    graphs = model.sample(num_graphs, steps=steps, generator=generator, progress=progress)
-    return graphs, (time.perf_counter() - start) / num_graphs
+    sampled = model.sample_weighted(num_graphs, steps=steps, generator=generator, progress=progress)
+    graphs = model.to_graphs(sampled)
+    seconds = (time.perf_counter() - start) / num_graphs
+    return graphs, seconds, model.diagnostics(sampled)
 
 
 def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *,
@@ -62,14 +65,17 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
     with ``out_dir``, write ``metrics.json``, ``config.json``, ``samples.pkl`` and ``samples.png``."""
     steps = steps or config.steps
     num_samples = config.num_samples or len(test_graphs)
-    samples, seconds_per_graph = time_sampling(model, num_samples, steps, config.seed + 1, progress)
+    samples, seconds_per_graph, diagnostics = time_sampling(model, num_samples, steps, config.seed + 1, progress)
     results = {
         **evaluate_graphs(list(test_graphs), samples),
+        **diagnostics,
         "sampling_seconds_per_graph": seconds_per_graph,
         "training_seconds": training["training_seconds"],
         "novel": fraction_novel(samples, list(train_graphs)),
         "unique": fraction_unique(samples),
         "model": config.model,
+        "spectral_network": config.spectral_network if config.model == "spectral" else None,
+        "node_counts": config.node_counts,
         "dataset": config.dataset,
         "data_source": data_source,
         "steps": steps,

@@ -47,14 +47,15 @@ def train_graphs():
 def fitted(train_graphs):
     torch.manual_seed(0)
     models = {}
-    for name in ("spectral", "adjacency"):
-        model = get_model(name, GenerationConfig(model=name, epochs=3, **TINY))
+    for name, network in (("spectral", "mlp"), ("spectral-transformer", "transformer"), ("adjacency", "mlp")):
+        model_name = name.split("-")[0]
+        model = get_model(model_name, GenerationConfig(model=model_name, epochs=3, spectral_network=network, **TINY))
         model.fit(train_graphs, generator=torch.Generator().manual_seed(0))
         models[name] = model
     return models
 
 
-@pytest.mark.parametrize("name", ["spectral", "adjacency"])
+@pytest.mark.parametrize("name", ["spectral", "spectral-transformer", "adjacency"])
 def test_samples_are_simple_undirected_graphs_with_training_node_counts(fitted, train_graphs, name):
     model = fitted[name]
     out = model.sample_weighted(7, generator=torch.Generator().manual_seed(1))
@@ -76,8 +77,39 @@ def test_node_counts_follow_the_training_distribution():
     assert abs(counts[12] / 4000 - 0.25) < 0.03
 
 
-def test_spectral_samples_keep_the_eigenvectors_of_their_training_graph(fitted, train_graphs):
-    out = fitted["spectral"].sample_weighted(5, generator=torch.Generator().manual_seed(2))
+def test_stratified_node_counts_follow_the_training_histogram_in_every_set():
+    sizes = [12] * 10 + [16] * 30 + [20] * 40  # 1/8, 3/8, 1/2
+    sampler = NodeCountSampler(sizes)
+    for seed in range(20):
+        indices, drawn = sampler.sample_stratified(16, torch.Generator().manual_seed(seed))
+        counts = Counter(drawn.tolist())
+        assert abs(counts[12] - 2) <= 1 and abs(counts[16] - 6) <= 1 and abs(counts[20] - 8) <= 1, counts
+        assert [sizes[i] for i in indices.tolist()] == drawn.tolist()
+    # independent draws of 16 stray far more from the histogram
+    spread = [abs(Counter(sampler.sample(16, torch.Generator().manual_seed(s))[1].tolist())[20] - 8) for s in range(20)]
+    assert max(spread) >= 3
+
+
+def test_stratified_draws_are_still_uniform_over_the_training_graphs():
+    sampler = NodeCountSampler([12] * 3 + [20] * 5)
+    hits = Counter()
+    for seed in range(2000):
+        hits.update(sampler.sample_stratified(3, torch.Generator().manual_seed(seed))[0].tolist())
+    frequencies = torch.tensor([hits[i] for i in range(8)], dtype=torch.float64) / (2000 * 3)
+    assert torch.allclose(frequencies, torch.full((8,), 1 / 8, dtype=torch.float64), atol=0.015), frequencies
+
+
+def test_a_stratified_sample_set_follows_the_training_sizes_across_sampling_batches(train_graphs):
+    config = GenerationConfig(model="spectral", epochs=1, node_counts="stratified", sample_batch_size=3, **TINY)
+    model = get_model("spectral", config)
+    model.fit(train_graphs)
+    out = model.sample_weighted(len(train_graphs), generator=torch.Generator().manual_seed(0))
+    assert sorted(out["sizes"].tolist()) == sorted(g.number_of_nodes() for g in train_graphs)
+
+
+@pytest.mark.parametrize("name", ["spectral", "spectral-transformer"])
+def test_spectral_samples_keep_the_eigenvectors_of_their_training_graph(fitted, train_graphs, name):
+    out = fitted[name].sample_weighted(5, generator=torch.Generator().manual_seed(2))
     for b, source in enumerate(out["sources"].tolist()):
         n = int(out["sizes"][b])
         A, sizes = graphs_to_dense([train_graphs[source]], dtype=torch.float64)
@@ -103,13 +135,27 @@ def test_a_short_training_lowers_the_loss(train_graphs, name):
     assert last < 0.7 * first, losses
 
 
-def test_models_have_comparable_parameter_counts(train_graphs):
+def test_models_have_comparable_parameter_counts():
+    # The default widths are chosen for community_small, whose padded size is 20.
+    graphs = [g for g in community_small(40, seed=0) if g.number_of_nodes() == 20][:2]
     counts = {}
-    for name, width in generate_cli.DEFAULT_HIDDEN_DIM.items():
-        model = get_model(name, GenerationConfig(model=name, epochs=1, hidden_dim=width, num_layers=3, batch_size=16))
-        model.fit(train_graphs[:4])
-        counts[name] = model.num_parameters()
-    assert 0.8 < counts["adjacency"] / counts["spectral"] < 1.25, counts
+    for name, network in (("adjacency", "mlp"), ("spectral", "mlp"), ("spectral", "transformer")):
+        config = GenerationConfig(model=name, epochs=1, spectral_network=network, num_layers=3, batch_size=16,
+                                  hidden_dim=generate_cli.default_hidden_dim(name, network))
+        model = get_model(name, config)
+        model.fit(graphs)
+        counts[name, network] = model.num_parameters()
+    for network in ("mlp", "transformer"):
+        assert 0.8 < counts["adjacency", "mlp"] / counts["spectral", network] < 1.25, counts
+
+
+def test_spectrum_rmse_is_zero_for_a_training_spectrum_and_grows_with_the_error(fitted):
+    model = fitted["spectral"]
+    lam = model.eigenvalues[:2].double() * model.scale
+    sizes = model.mask[:2].sum(dim=-1)
+    assert model.diagnostics({"eigenvalues": lam, "sizes": sizes})["spectrum_rmse"] < 1e-6
+    shifted = model.diagnostics({"eigenvalues": (lam + 0.3) * model.mask[:2], "sizes": sizes})["spectrum_rmse"]
+    assert 0.0 < shifted <= 0.3 + 1e-6
 
 
 def test_dense_round_trip_thresholds_and_drops_self_loops():
@@ -139,11 +185,17 @@ def test_config_round_trips_and_rejects_unknown_fields(tmp_path):
         GenerationConfig.from_dict({"epoch": 3})
     with pytest.raises(ValueError, match="steps must be"):
         GenerationConfig(steps=0)
+    with pytest.raises(ValueError, match=r"spectral_network must be one of \['mlp', 'transformer'\]"):
+        GenerationConfig(spectral_network="gru")
+    with pytest.raises(ValueError, match=r"node_counts must be one of \['iid', 'stratified'\]"):
+        GenerationConfig(node_counts="sorted")
 
 
 def test_sampling_before_fit_is_an_error():
     with pytest.raises(ValueError, match="must be fitted"):
         SpectralGenerator(GenerationConfig()).sample(2)
+    with pytest.raises(ValueError, match="built by fit"):
+        SpectralGenerator(GenerationConfig()).num_parameters()
 
 
 @pytest.mark.parametrize("model", ["spectral", "adjacency"])
@@ -160,11 +212,32 @@ def test_generate_command_writes_metrics_samples_and_figure(tmp_path, model, cap
                 "training_seconds", "novel", "unique"):
         assert isinstance(metrics[key], float) and metrics[key] >= 0.0, key
     assert metrics["num_test_graphs"] == 4 and metrics["model"] == model and metrics["steps"] == 5
+    assert metrics["node_counts"] == "iid"
+    # the spectral model also reports how close its sampled spectra are to training spectra
+    assert ("spectrum_rmse" in metrics) == (model == "spectral")
     assert (out / "samples.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     samples = pickle.loads((out / "samples.pkl").read_bytes())
     assert len(samples) == 4 and all(isinstance(g, nx.Graph) for g in samples)
     assert json.loads((out / "config.json").read_text())["seed"] == 1
     assert "user graphs" in capsys.readouterr().out
+
+
+def test_generate_command_passes_the_node_count_scheme_and_network_to_the_run(tmp_path):
+    data = tmp_path / "graphs.json"
+    save_json_graphs(community_small(20, seed=4), data)
+    out = tmp_path / "run"
+    assert main(["generate", "--graphs", str(data), "--model", "spectral", "--spectral-network", "transformer",
+                 "--node-counts", "stratified", "--epochs", "1", "--steps", "3", "--out", str(out),
+                 "--num-layers", "1", "--no-progress"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert config["spectral_network"] == metrics["spectral_network"] == "transformer"
+    assert config["node_counts"] == metrics["node_counts"] == "stratified"
+    assert config["hidden_dim"] == generate_cli.default_hidden_dim("spectral", "transformer") == 64
+    # 16 training graphs, 4 samples: the i-th smallest sample comes from the i-th quarter of the sizes
+    train_sizes = sorted(g.number_of_nodes() for g in community_small(20, seed=4)[4:])
+    sample_sizes = sorted(g.number_of_nodes() for g in pickle.loads((out / "samples.pkl").read_bytes()))
+    assert all(train_sizes[4 * i] <= n <= train_sizes[4 * i + 3] for i, n in enumerate(sample_sizes))
 
 
 def test_dataset_fallback_uses_the_generator_and_says_so(monkeypatch):
