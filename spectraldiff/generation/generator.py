@@ -180,14 +180,14 @@ class GraphGenerator:
         if num_graphs < 1:
             raise ValueError(f"num_graphs must be ≥ 1, got {num_graphs}")
         size = self.config.sample_batch_size
+        starts = range(0, num_graphs, size)
         if self.config.node_counts == "stratified":
             sources, sizes = self.node_counts.sample_stratified(num_graphs, generator)
-        for start in range(0, num_graphs, size):
-            k = min(size, num_graphs - start)
-            if self.config.node_counts == "stratified":
-                yield sources[start:start + k], sizes[start:start + k]
-            else:
-                yield self.node_counts.sample(k, generator)
+            for start in starts:
+                yield sources[start:start + size], sizes[start:start + size]
+        else:
+            for start in starts:
+                yield self.node_counts.sample(min(size, num_graphs - start), generator)
 
 
 _MODELS: dict[str, Callable[[GenerationConfig], GraphGenerator]] = {}
