@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from spectraldiff import batched_eigh
-from spectraldiff.generation import NodeCountSampler, graphs_to_dense
+from spectraldiff.generation import NodeCountSampler, graphs_to_dense, nearest_spectrum_rmse
 from spectraldiff.graph_datasets import get_generator, load_graphs, published_graphs_path, split_graphs
 from spectraldiff.metrics import evaluate_graphs
 
@@ -42,12 +42,8 @@ def leave_one_out_spectrum_rmse(graphs) -> float:
     """Mean over graphs with a same-size partner of the RMS distance to the nearest partner's spectrum."""
     A, sizes = graphs_to_dense(graphs, dtype=torch.float64)
     eigenvalues, _ = batched_eigh(A, sizes)
-    distances = ((eigenvalues[:, None] - eigenvalues[None]) ** 2).sum(dim=-1) / sizes[:, None]
-    distances = distances.masked_fill(sizes[:, None] != sizes[None], float("inf"))
-    distances.fill_diagonal_(float("inf"))
-    nearest = distances.min(dim=1).values
-    return float(nearest[torch.isfinite(nearest)].sqrt().mean())
-
+    nearest = nearest_spectrum_rmse(eigenvalues, sizes, eigenvalues, sizes, exclude_self=True)
+    return float(nearest[torch.isfinite(nearest)].mean())
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

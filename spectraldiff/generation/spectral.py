@@ -29,7 +29,7 @@ from .config import GenerationConfig
 from .dense import graphs_to_dense
 from .generator import GraphGenerator, register_model
 
-__all__ = ["SpectralGenerator"]
+__all__ = ["SpectralGenerator", "nearest_spectrum_rmse"]
 
 
 class SpectralGenerator(GraphGenerator):
@@ -114,15 +114,27 @@ class SpectralGenerator(GraphGenerator):
         return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
 
     def diagnostics(self, sampled: dict[str, Tensor]) -> dict[str, float]:
-        """``spectrum_rmse``: mean over samples of the RMS distance (data scale) between the sampled
-        spectrum and the nearest training spectrum with the same node count — how well the eigenvalue
-        model itself samples, which the thresholded graphs alone can hide (see docs/generation.md)."""
-        lam, sizes = sampled["eigenvalues"], sampled["sizes"]
+        """``spectrum_rmse``: mean over samples of :func:`nearest_spectrum_rmse` to the training
+        spectra (data scale) — how well the eigenvalue model itself samples, which the thresholded
+        graphs alone can hide (see docs/generation.md)."""
         train = self.eigenvalues.double() * self.scale  # (M, N), padding zero
-        train_sizes = self.mask.sum(dim=-1)
-        distances = ((lam[:, None, :] - train[None, :, :]) ** 2).sum(dim=-1) / sizes[:, None]  # (B, M)
-        distances = distances.masked_fill(sizes[:, None] != train_sizes[None, :], float("inf"))
-        return {"spectrum_rmse": float(distances.min(dim=1).values.sqrt().mean())}
+        distances = nearest_spectrum_rmse(sampled["eigenvalues"], sampled["sizes"], train, self.mask.sum(dim=-1))
+        return {"spectrum_rmse": float(distances.mean())}
 
+
+def nearest_spectrum_rmse(eigenvalues: Tensor, sizes: Tensor, reference: Tensor, reference_sizes: Tensor, *,
+                          exclude_self: bool = False) -> Tensor:
+    """RMS distance from each spectrum to the nearest reference spectrum with the same node count.
+
+    ``eigenvalues`` ``(B, N)`` and ``reference`` ``(M, N)`` are sorted spectra zero-padded to the same
+    ``N``; ``sizes`` ``(B,)`` and ``reference_sizes`` ``(M,)`` their node counts. With
+    ``exclude_self`` (``eigenvalues`` is ``reference``) a spectrum is not its own neighbour. Returns
+    ``(B,)``; ``inf`` where no reference spectrum has that node count.
+    """
+    squared = ((eigenvalues[:, None, :] - reference[None, :, :]) ** 2).sum(dim=-1) / sizes[:, None]  # (B, M)
+    squared = squared.masked_fill(sizes[:, None] != reference_sizes[None, :], float("inf"))
+    if exclude_self:
+        squared.fill_diagonal_(float("inf"))
+    return squared.min(dim=1).values.sqrt()
 
 register_model("spectral", SpectralGenerator)
