@@ -23,8 +23,8 @@ import pytest
 import torch
 
 from spectraldiff import batched_eigh
-from spectraldiff.eigh_bench import device_peak_gflops
-from spectraldiff.linalg import _one_lapack_thread_per_worker as single_lapack_thread
+from spectraldiff.eigh.bench import device_peak_gflops
+from spectraldiff.eigh.solve import _one_lapack_thread_per_worker as single_lapack_thread
 
 SIZES = [8, 16, 32, 64, 128]
 BATCHES = [1, 64, 1024]

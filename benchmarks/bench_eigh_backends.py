@@ -14,9 +14,9 @@ import time
 import pytest
 import torch
 
-from spectraldiff.eigh_bench import random_graphs
-from spectraldiff.eigh_dispatch import backend_usable, device_key
-from spectraldiff.linalg import batched_eigh
+from spectraldiff.eigh import backend_usable, batched_eigh
+from spectraldiff.eigh.bench import random_graphs
+from spectraldiff.eigh.dispatch import device_key
 
 SIZES = [8, 16, 32, 64]
 BATCHES = [1, 64, 1024]

@@ -25,7 +25,7 @@ import torch
 
 from spectraldiff.generation import GenerationConfig, get_model
 from spectraldiff.generation.cli import default_hidden_dim
-from spectraldiff.graph_datasets import get_generator
+from spectraldiff.generation.datasets import get_generator
 
 CASES = {
     # dataset: (training graphs, graphs per sampling round)

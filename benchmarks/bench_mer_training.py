@@ -17,7 +17,7 @@ import torch
 
 import mer
 from mer.data import synthetic_conversations
-from mer.training.masks import protocol_masks
+from mer.data.protocol import protocol_masks
 from mer.training import train_epoch
 
 RECOVERERS = ["zero", "mean", "autoencoder", "imder", "md2n", "rohydr", "gsdnet", "gsdnet_adjacency",

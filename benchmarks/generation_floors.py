@@ -32,8 +32,8 @@ import torch
 
 from spectraldiff import batched_eigh
 from spectraldiff.generation import NodeCountSampler, graphs_to_dense, nearest_spectrum_rmse
-from spectraldiff.graph_datasets import get_generator, load_graphs, published_graphs_path, split_graphs
-from spectraldiff.metrics import evaluate_graphs
+from spectraldiff.generation.datasets import get_generator, load_graphs, published_graphs_path, split_graphs
+from spectraldiff.generation.metrics import evaluate_graphs
 
 KEYS = ("degree", "clustering", "orbit", "spectral", "average")
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import pickle
 import statistics
 import sys
 import time
@@ -35,8 +34,9 @@ from spectraldiff.generation import GenerationConfig
 from spectraldiff.generation.config import NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS
 from spectraldiff.generation.cli import default_hidden_dim
 from spectraldiff.generation.pipeline import evaluate_model, train_model
-from spectraldiff.graph_datasets import load_graphs, published_graphs_path, split_graphs
-from spectraldiff.metrics import evaluate_graphs
+from spectraldiff.generation.datasets import load_graphs, published_graphs_path, split_graphs
+from spectraldiff.generation.metrics import evaluate_graphs
+from spectraldiff.safe_pickle import load_pickle
 
 #: Training settings per (dataset, model folder) used for docs/generation.md (everything else: the
 #: ``generate`` defaults). On grid the spectral MLP is narrowed to 64 so that its 361-slot input and
@@ -148,14 +148,13 @@ def summarise(out: Path) -> int:
 
 def rescore(out: Path) -> int:
     """Recompute the four MMDs of every cell under ``out`` from its ``samples.pkl`` (after a change to
-    :mod:`spectraldiff.metrics`); timings, novelty and the rest of ``metrics.json`` are kept."""
+    :mod:`spectraldiff.generation.metrics`); timings, novelty and the rest of ``metrics.json`` are kept."""
     tests = {}
     for metrics_file in sorted(out.glob("*/*/seed*/*/steps*/metrics.json")):
         m = json.loads(metrics_file.read_text())
         if m["dataset"] not in tests:
             tests[m["dataset"]] = split_graphs(load_graphs(published_graphs_path(m["dataset"])))[1]
-        with (metrics_file.parent / "samples.pkl").open("rb") as f:
-            samples = pickle.load(f)
+        samples = load_pickle(metrics_file.parent / "samples.pkl", allow="graphs")
         m.update(evaluate_graphs(tests[m["dataset"]], samples))
         metrics_file.write_text(json.dumps(m, indent=2) + "\n")
         print(f"rescored {metrics_file.parent}: average {m['average']:.4f}, spectral {m['spectral']:.4f}")

@@ -3,6 +3,9 @@
 A thin layer over the Python API (:func:`mer.train`, :meth:`mer.TrainedModel.evaluate`,
 :func:`mer.run_benchmark`); every option maps to a :class:`~mer.config.RunConfig` field, and
 ``--config FILE`` (JSON/YAML) supplies the rest. Without ``--data`` the built-in synthetic set is used.
+
+:data:`COMMANDS` lists the commands: each is a pair of functions, one that adds its options to a
+parser and one that runs it; a user error (``ValueError``) prints one line and exits with code 2.
 """
 
 from __future__ import annotations
@@ -11,24 +14,15 @@ import argparse
 import json
 import pathlib
 import sys
-from typing import Sequence
+from typing import Callable, Sequence
 
-from mer.config import DataConfig, Protocol, RunConfig
-from mer.data import ConversationDataset, available_datasets, load_dataset
+from spectraldiff.atomic import atomic_write_text, jsonable
 
-__all__ = ["main", "build_parser", "load_data"]
+from mer.data import available_datasets
+from mer.data.protocol import MissingProtocol, parse_mixture, protocol_from_options
+from mer.data.source import DataConfig, load_data
 
-
-def load_data(data: DataConfig) -> ConversationDataset:
-    """The dataset a :class:`~mer.config.DataConfig` names."""
-    if data.source not in available_datasets():
-        raise ValueError(f"unknown data source {data.source!r}; available: {available_datasets()}")
-    dataset = load_dataset(data.source, **data.options)
-    if data.task == "classification" and dataset.task == "regression":
-        dataset = dataset.as_classification()
-    elif data.task not in (None, dataset.task):
-        raise ValueError(f"cannot turn a {dataset.task} dataset into a {data.task} one")
-    return dataset
+__all__ = ["main", "build_parser", "load_data", "COMMANDS"]
 
 
 def _floats(text: str) -> list[float]:
@@ -100,43 +94,9 @@ def _add_protocol_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--missing-rate", type=float, default=None, help="random protocol: MR")
     g.add_argument("--pattern", type=_names, default=None, metavar="M,M",
                    help="fixed protocol: the available modalities, e.g. t,a")
-    g.add_argument("--mixture", type=_mixture_items, default=None, metavar="0.3;t,a;...",
+    g.add_argument("--mixture", type=parse_mixture, default=None, metavar="0.3;t,a;...",
                    help="mixed protocol: ';'-separated conditions, each a missing rate or an "
                         "availability set; every conversation draws one uniformly")
-
-
-def _mixture_items(text: str) -> list[float | tuple[str, ...]]:
-    """``"0.0;0.3;t,a"`` → ``[0.0, 0.3, ("t", "a")]``: an item that reads as a number is a rate."""
-    items: list[float | tuple[str, ...]] = []
-    for item in (part.strip() for part in text.split(";")):
-        if not item:
-            continue
-        try:
-            items.append(float(item))
-        except ValueError:
-            items.append(tuple(_names(item)))
-    return items
-
-
-def _protocol(args, base: Protocol) -> Protocol:
-    kind = args.protocol or ("mixed" if args.mixture else "fixed" if args.pattern
-                             else "random" if args.missing_rate is not None else None)
-    if kind is None:
-        return base
-    if kind == "mixed":
-        mixture = args.mixture or base.mixture
-        if not mixture:
-            raise ValueError("--protocol mixed needs --mixture, e.g. --mixture '0.0;0.3;t,a'")
-        return Protocol("mixed", seed=base.seed, mixture=tuple(mixture))
-    if kind == "random":
-        rate = args.missing_rate if args.missing_rate is not None else base.missing_rate
-        return Protocol("random", float(rate), None, base.seed)
-    if kind == "fixed":
-        pattern = args.pattern or base.pattern
-        if not pattern:
-            raise ValueError("--protocol fixed needs --pattern, e.g. --pattern t,a")
-        return Protocol("fixed", 0.0, tuple(pattern), base.seed)
-    return Protocol("none", seed=base.seed)
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -146,13 +106,12 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--progress", action="store_true", help="tqdm progress bars")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mer", description="Multimodal emotion recognition with missing modalities."
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
+def _protocol(args, base: MissingProtocol) -> MissingProtocol:
+    return protocol_from_options(base, args.protocol, args.missing_rate, args.pattern, args.mixture)
 
-    p = sub.add_parser("train", help="train one recoverer under one protocol setting")
+
+# ------------------------------------------------------------------------------- commands
+def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recoverer", default=None, help="a registered recoverer (see `mer list`)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", required=True, metavar="DIR",
@@ -162,7 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_protocol_options(p)
     _add_data_options(p)
 
-    p = sub.add_parser("evaluate", help="evaluate a checkpoint under a protocol setting")
+
+def _run_train(args) -> int:
+    from mer.training import resolve_config, train
+
+    cfg = resolve_config(args.config, recoverer=args.recoverer, seed=args.seed, device=args.device,
+                         epochs=args.epochs)
+    cfg.data = _data_config(args, cfg.data)
+    cfg.protocol = _protocol(args, cfg.protocol)
+    cfg.train.progress = cfg.train.progress or args.progress
+    dataset = load_data(cfg.data)
+    trained = train(dataset, config=cfg, out_dir=args.out, resume=not args.no_resume)
+    metrics = trained.evaluate(dataset, "test") if dataset.splits["test"] else {}
+    print(json.dumps({"out": str(args.out), "best_epoch": trained.best_epoch, "test": metrics},
+                     indent=2, default=str))
+    return 0
+
+
+def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a best.pt file or a run directory")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--mask-seed", type=int, default=None, help="seed of the masks (default: the run's)")
@@ -171,7 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
     _add_protocol_options(p)
     _add_data_options(p)
 
-    p = sub.add_parser("benchmark", help="recoverers × conditions × seeds; writes results, table, figure")
+
+def _run_evaluate(args) -> int:
+    from mer.training import TrainedModel
+
+    trained = TrainedModel.load(args.checkpoint, device=args.device)
+    cfg = trained.config
+    data = _data_config(args, cfg.data)
+    protocol = _protocol(args, cfg.protocol)
+    if args.mask_seed is not None:
+        protocol.seed = args.mask_seed
+    elif protocol.seed is None:
+        protocol.seed = cfg.mask_seed
+    dataset = load_data(data)
+    metrics = trained.evaluate(dataset, args.split, protocol)
+    record = {"checkpoint": str(args.checkpoint), "split": args.split,
+              "condition": protocol.condition, "mask_seed": protocol.seed, "metrics": metrics}
+    text = json.dumps(jsonable(record), indent=2)
+    if args.out:
+        atomic_write_text(text + "\n", args.out)
+    print(text)
+    return 0
+
+
+def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recoverers", type=_names, default=None, metavar="A,B",
                    help="default: zero,mean,autoencoder,imder,gsdnet")
     p.add_argument("--protocol", choices=["random", "fixed", "both"], default="random",
@@ -191,104 +190,94 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_options(p)
     _add_data_options(p)
 
-    p = sub.add_parser("report", help="merge benchmark results into one results.json, table and figure")
+
+def _run_benchmark(args) -> int:
+    # Looked up on the package at call time, so `mer --help` stays fast and tests can stand in.
+    import mer.benchmark as benchmark
+    from mer.training import resolve_config
+
+    base = resolve_config(args.config, device=args.device, epochs=args.epochs)
+    base.data = _data_config(args, base.data)
+    dataset = load_data(base.data)
+    rows = benchmark.run_benchmark(
+        dataset,
+        recoverers=args.recoverers or list(benchmark.DEFAULT_RECOVERERS),
+        protocol=args.protocol,
+        missing_rates=args.missing_rates,
+        patterns=args.patterns,
+        training=args.training.replace("-", "_"),
+        seeds=args.seeds or list(benchmark.DEFAULT_SEEDS),
+        config=base,
+        out_dir=args.out,
+        resume=not args.no_resume,
+        progress=args.progress,
+    )
+    print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
+    print(f"{len(rows)} results (condition × seed × recoverer) in {args.out}/results.json, "
+          f"figure in {args.out}/missing_rate.png")
+    return 0
+
+
+def _add_report(p: argparse.ArgumentParser) -> None:
     p.add_argument("results", nargs="+", metavar="RESULTS",
                    help="results.json files or benchmark output directories")
     p.add_argument("--out", required=True, metavar="DIR")
 
-    sub.add_parser("list", help="list registered recoverers and data sources")
+
+def _run_report(args) -> int:
+    from mer.benchmark import merge_results, write_report
+
+    rows = merge_results(args.results)
+    if not rows:
+        raise ValueError("the given results hold no rows")
+    task = "regression" if "acc2_non0" in rows[0]["metrics"] else "classification"
+    write_report(rows, args.out, task)
+    print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
+    return 0
+
+
+def _add_list(p: argparse.ArgumentParser) -> None:
+    pass
+
+
+def _run_list(args) -> int:
+    from mer.recoverers import available_recoverers
+
+    print("recoverers:", ", ".join(available_recoverers()))
+    print("data sources:", ", ".join(available_datasets()))
+    return 0
+
+
+Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
+
+#: command name → (adds its options, runs it, one-line help), in the order ``mer --help`` lists them.
+COMMANDS: dict[str, Command] = {
+    "train": (_add_train, _run_train, "train one recoverer under one protocol setting"),
+    "evaluate": (_add_evaluate, _run_evaluate, "evaluate a checkpoint under a protocol setting"),
+    "benchmark": (_add_benchmark, _run_benchmark,
+                  "recoverers × conditions × seeds; writes results, table, figure"),
+    "report": (_add_report, _run_report,
+               "merge benchmark results into one results.json, table and figure"),
+    "list": (_add_list, _run_list, "list registered recoverers and data sources"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mer", description="Multimodal emotion recognition with missing modalities."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (add_arguments, run, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(_run=run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
+        return int(args._run(args))
     except ValueError as err:
         print(f"mer {args.command}: error: {err}", file=sys.stderr)
         return 2
-
-
-def _dispatch(args) -> int:
-    # Imported here so `mer --help` and `mer list` stay fast.
-    from mer.benchmark import DEFAULT_RECOVERERS, DEFAULT_SEEDS, run_benchmark
-    from mer.recoverers import available_recoverers
-    from mer.training import TrainedModel, resolve_config, train
-
-    if args.command == "list":
-        print("recoverers:", ", ".join(available_recoverers()))
-        print("data sources:", ", ".join(available_datasets()))
-        return 0
-
-    if args.command == "train":
-        cfg = resolve_config(args.config, recoverer=args.recoverer, seed=args.seed, device=args.device,
-                             epochs=args.epochs)
-        cfg.data = _data_config(args, cfg.data)
-        cfg.protocol = _protocol(args, cfg.protocol)
-        cfg.train.progress = cfg.train.progress or args.progress
-        dataset = load_data(cfg.data)
-        trained = train(dataset, config=cfg, out_dir=args.out, resume=not args.no_resume)
-        metrics = trained.evaluate(dataset, "test") if dataset.splits["test"] else {}
-        print(json.dumps({"out": str(args.out), "best_epoch": trained.best_epoch, "test": metrics},
-                         indent=2, default=str))
-        return 0
-
-    if args.command == "evaluate":
-        trained = TrainedModel.load(args.checkpoint, device=args.device)
-        cfg = trained.config
-        data = _data_config(args, cfg.data)
-        protocol = _protocol(args, cfg.protocol)
-        if args.mask_seed is not None:
-            protocol.seed = args.mask_seed
-        elif protocol.seed is None:
-            protocol.seed = cfg.mask_seed
-        dataset = load_data(data)
-        metrics = trained.evaluate(dataset, args.split, protocol)
-        record = {"checkpoint": str(args.checkpoint), "split": args.split,
-                  "condition": protocol.condition, "mask_seed": protocol.seed, "metrics": metrics}
-        text = json.dumps(_plain(record), indent=2)
-        if args.out:
-            pathlib.Path(args.out).write_text(text + "\n", encoding="utf8")
-        print(text)
-        return 0
-
-    if args.command == "report":
-        from mer.benchmark import merge_results, write_report
-
-        rows = merge_results(args.results)
-        if not rows:
-            raise ValueError("the given results hold no rows")
-        task = "regression" if "acc2_non0" in rows[0]["metrics"] else "classification"
-        write_report(rows, args.out, task)
-        print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
-        return 0
-
-    if args.command == "benchmark":
-        base = resolve_config(args.config, device=args.device, epochs=args.epochs)
-        base.data = _data_config(args, base.data)
-        dataset = load_data(base.data)
-        rows = run_benchmark(
-            dataset,
-            recoverers=args.recoverers or list(DEFAULT_RECOVERERS),
-            protocol=args.protocol,
-            missing_rates=args.missing_rates,
-            patterns=args.patterns,
-            training=args.training.replace("-", "_"),
-            seeds=args.seeds or list(DEFAULT_SEEDS),
-            config=base,
-            out_dir=args.out,
-            resume=not args.no_resume,
-            progress=args.progress,
-        )
-        print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
-        print(f"{len(rows)} results (condition × seed × recoverer) in {args.out}/results.json, "
-              f"figure in {args.out}/missing_rate.png")
-        return 0
-    raise ValueError(f"unknown command {args.command!r}")
-
-
-def _plain(obj):
-    from mer.training.checkpoint import jsonable
-
-    return jsonable(obj)

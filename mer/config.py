@@ -10,53 +10,35 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import pathlib
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Mapping
 
 import yaml
 
+from spectraldiff.atomic import atomic_write_text
+
+from mer.data.protocol import PROTOCOL_KINDS, TRAIN_MASK_MODES, MissingProtocol, Protocol
+from mer.data.source import DataConfig
 from mer.graph import GraphConfig
 
 __all__ = [
     "DataConfig",
     "ModelConfig",
     "TrainConfig",
+    "MissingProtocol",
     "Protocol",
     "RunConfig",
     "PROTOCOL_KINDS",
     "REGRESSION_LOSSES",
 ]
 
-PROTOCOL_KINDS = ("none", "random", "fixed", "mixed")
 REGRESSION_LOSSES = ("l1", "mse")
-TRAIN_MASK_MODES = ("per_epoch", "fixed")
-
-
-@dataclass
-class DataConfig:
-    """Where the data comes from (used by the CLI; the Python API takes a dataset object).
-
-    Parameters
-    ----------
-    source : str
-        A name of :func:`mer.data.available_datasets` (``"synthetic"`` by default).
-    options : dict
-        Keyword arguments of that loader, e.g. ``{"seed": 0, "num_conversations": 300}`` for the
-        synthetic set or ``{"path": "aligned_50.pkl"}`` for ``"mmsa"``.
-    task : str, optional
-        ``"classification"`` turns a regression dataset into its 7-class view.
-    """
-
-    source: str = "synthetic"
-    options: dict = field(default_factory=dict)
-    task: str | None = None
 
 
 @dataclass
 class ModelConfig:
-    """Widths and depths of :class:`~mer.models.MERModel`.
+    """Widths and depths of :class:`~mer.model.MERModel`.
 
     Parameters
     ----------
@@ -71,9 +53,8 @@ class ModelConfig:
     dropout : float
     residual : bool
         Residual GCN layers ``H^{l+1} = H^l + ReLU(Â H^l W^l)`` (default) instead of
-        ``ReLU(Â H^l W^l)``. Same-speaker edges span the whole conversation, so a plain GCN averages an
-        utterance with many others; on the synthetic default (MR 0.3, 15 epochs, 2 seeds) the plain
-        layers reach ACC2 ≈ 81 % and the residual ones ≈ 88 %.
+        ``ReLU(Â H^l W^l)``: same-speaker edges span the whole conversation, so a plain GCN averages an
+        utterance with many others (measured in ``docs/results.md``).
     graph : GraphConfig
         How the fusion graph (and GSDNet's structure graph) connects utterances.
     """
@@ -164,160 +145,6 @@ class TrainConfig:
 
 
 @dataclass
-class Protocol:
-    """A missing-modality condition, applied alike to train, valid and test.
-
-    Parameters
-    ----------
-    kind : {"none", "random", "fixed", "mixed"}
-        ``none``: everything available; ``random``: exact-rate random masks
-        (:func:`mer.data.random_missing`); ``fixed``: one availability set for every utterance;
-        ``mixed``: the uniform mixture of the conditions in ``mixture`` — every conversation draws one
-        of them (:func:`mer.training.protocol_masks` says how).
-    missing_rate : float
-        Random protocol: ``0 ≤ MR ≤ (M − 1)/M``.
-    pattern : tuple of str, optional
-        Fixed protocol: the available modalities.
-    seed : int, optional
-        Seed of the mask draws; ``None`` uses the run's seed. Valid/test masks depend only on
-        (split, condition, seed), so every method evaluated with one seed sees the same inputs.
-    mixture : tuple, optional
-        Mixed protocol: the conditions, each a float (a random missing rate) or a tuple of modality
-        names (a fixed availability set), e.g. ``(0.0, 0.3, ("t",), ("t", "a"))``. Non-empty, without
-        repeats.
-
-    Examples
-    --------
-    >>> Protocol.parse({"kind": "mixed", "mixture": [0.3, ["t", "a"]]}).mixture
-    (0.3, ('t', 'a'))
-    """
-
-    kind: str = "random"
-    missing_rate: float = 0.0
-    pattern: tuple[str, ...] | None = None
-    seed: int | None = None
-    mixture: tuple | None = None
-
-    def __post_init__(self) -> None:
-        if self.pattern is not None:
-            self.pattern = tuple(self.pattern)
-        if self.mixture is not None and isinstance(self.mixture, (list, tuple)):
-            # JSON turns the tuples into lists; a plain tuple of floats / tuples compares and hashes.
-            self.mixture = tuple(_mixture_item(item) for item in self.mixture)
-
-    def validate(self, modalities: list[str] | None = None) -> None:
-        if self.kind not in PROTOCOL_KINDS:
-            raise ValueError(f"unknown protocol kind {self.kind!r}; valid: {list(PROTOCOL_KINDS)}")
-        if self.kind == "random":
-            rate = float(self.missing_rate)
-            if not (math.isfinite(rate) and rate >= 0.0):
-                raise ValueError(f"missing_rate must be >= 0, got {self.missing_rate}")
-        if self.kind == "fixed":
-            if not self.pattern:
-                raise ValueError("a fixed protocol needs a non-empty pattern of available modalities")
-            if modalities is not None:
-                unknown = [m for m in self.pattern if m not in modalities]
-                if unknown:
-                    raise ValueError(
-                        f"pattern names unknown modalities {unknown}; valid: {list(modalities)}"
-                    )
-        if self.kind == "mixed":
-            self._validate_mixture(modalities)
-
-    def _validate_mixture(self, modalities: list[str] | None) -> None:
-        if not isinstance(self.mixture, tuple) or not self.mixture:
-            raise ValueError(
-                "a mixed protocol needs a non-empty mixture of conditions, e.g. "
-                f"mixture=(0.0, 0.3, ('t',)); got {self.mixture!r}"
-            )
-        seen: dict = {}
-        for i, item in enumerate(self.mixture):
-            if isinstance(item, float):
-                ceiling = None if modalities is None else (len(modalities) - 1) / len(modalities)
-                if not (math.isfinite(item) and item >= 0.0) or (
-                    ceiling is not None and item > ceiling + 1e-9
-                ):
-                    bound = "" if ceiling is None else f", (M-1)/M = {ceiling:.4g}"
-                    raise ValueError(
-                        f"mixture[{i}]: missing rate {item:g} is outside [0{bound}]: every utterance "
-                        "must keep at least one modality"
-                    )
-            elif not isinstance(item, tuple) or not item or not all(isinstance(m, str) for m in item):
-                raise ValueError(
-                    f"mixture[{i}] = {item!r} must be a missing rate (float) or a non-empty tuple of "
-                    "available modality names"
-                )
-            elif modalities is not None:
-                unknown = [m for m in item if m not in modalities]
-                if unknown:
-                    raise ValueError(
-                        f"mixture[{i}] names unknown modalities {unknown}; valid: {list(modalities)}"
-                    )
-            if item in seen:
-                raise ValueError(f"mixture[{i}] = {item!r} repeats mixture[{seen[item]}]")
-            seen[item] = i
-
-    @property
-    def conditions(self) -> list["Protocol"]:
-        """Mixed protocol: its conditions as ``random`` / ``fixed`` protocols with this seed, in
-        mixture order."""
-        if self.kind != "mixed":
-            raise ValueError(f"only a mixed protocol has conditions, this one is {self.kind!r}")
-        return [
-            Protocol(kind="random", missing_rate=item, seed=self.seed)
-            if isinstance(item, float)
-            else Protocol(kind="fixed", pattern=item, seed=self.seed)
-            for item in self.mixture or ()
-        ]
-
-    @property
-    def condition(self) -> str:
-        """Table label: ``"0.0"``, ``"0.3"``, ``"0.667"`` (random, rate to at most 3 decimals),
-        ``"{t,a}"`` (fixed), ``"mixed"``, ``"full"`` (none)."""
-        if self.kind == "random":
-            text = f"{float(self.missing_rate):.3f}".rstrip("0")
-            return text + "0" if text.endswith(".") else text
-        if self.kind == "fixed":
-            return "{" + ",".join(self.pattern or ()) + "}"
-        if self.kind == "mixed":
-            return "mixed"
-        return "full"
-
-    @classmethod
-    def parse(cls, value: Any, modalities: list[str] | None = None) -> "Protocol":
-        """Accept a :class:`Protocol`, a dict of its fields (``{"kind": "mixed", "mixture": [...]}``
-        for a mixture), ``None`` or ``"none"`` (everything available), a float (random rate) or a
-        tuple/list of modality names (fixed pattern)."""
-        if isinstance(value, Protocol):
-            out = dataclasses.replace(value)
-        elif value is None or (isinstance(value, str) and value == "none"):
-            out = cls(kind="none")
-        elif isinstance(value, Mapping):
-            out = _build(cls, value)
-        elif isinstance(value, (int, float)) and not isinstance(value, bool):
-            out = cls(kind="random", missing_rate=float(value))
-        elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-            out = cls(kind="fixed", pattern=tuple(value))
-        else:
-            raise ValueError(
-                "masks must be a Protocol, a dict of its fields, None or 'none', a missing rate (float) "
-                f"or a tuple of available modality names such as ('t',); got {value!r}"
-            )
-        out.validate(modalities)
-        return out
-
-
-def _mixture_item(item: Any) -> Any:
-    """A mixture entry in canonical form: a float rate or a tuple of names (others kept for
-    :meth:`Protocol.validate` to reject)."""
-    if isinstance(item, (int, float)) and not isinstance(item, bool):
-        return float(item)
-    if isinstance(item, (list, tuple)):
-        return tuple(item)
-    return item
-
-
-@dataclass
 class RunConfig:
     """Everything that determines a run.
 
@@ -327,7 +154,7 @@ class RunConfig:
         A name of :func:`mer.recoverers.available_recoverers`.
     recoverer_kwargs : dict
         Its hyperparameters (JSON-serialisable).
-    protocol : Protocol
+    protocol : MissingProtocol
     model : ModelConfig
     train : TrainConfig
     data : DataConfig
@@ -337,7 +164,7 @@ class RunConfig:
 
     recoverer: str = "gsdnet"
     recoverer_kwargs: dict = field(default_factory=dict)
-    protocol: Protocol = field(default_factory=Protocol)
+    protocol: MissingProtocol = field(default_factory=MissingProtocol)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -365,13 +192,13 @@ class RunConfig:
     def to_json(self, path: str | pathlib.Path | None = None) -> str:
         text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
         if path is not None:
-            pathlib.Path(path).write_text(text + "\n", encoding="utf8")
+            atomic_write_text(text + "\n", path)
         return text
 
     def to_yaml(self, path: str | pathlib.Path | None = None) -> str:
         text = yaml.safe_dump(self.to_dict(), sort_keys=True)
         if path is not None:
-            pathlib.Path(path).write_text(text, encoding="utf8")
+            atomic_write_text(text, path)
         return text
 
     @classmethod
@@ -379,11 +206,19 @@ class RunConfig:
         """Read a ``.json``, ``.yaml`` or ``.yml`` file written by :meth:`to_json`/:meth:`to_yaml`
         (or by hand: missing fields take their defaults)."""
         path = pathlib.Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
         text = path.read_text(encoding="utf8")
         if path.suffix.lower() == ".json":
-            data = json.loads(text)
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"config file {path} is not valid JSON: {err}") from None
         elif path.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text) or {}
+            try:
+                data = yaml.safe_load(text) or {}
+            except yaml.YAMLError as err:  # safe_load refuses python/* tags; say which file and where
+                raise ValueError(f"config file {path} is not valid YAML: {' '.join(str(err).split())}") from None
         else:
             raise ValueError(f"config file {path} must end in .json, .yaml or .yml")
         if not isinstance(data, Mapping):
@@ -393,7 +228,7 @@ class RunConfig:
 
 # Nested dataclass fields, so from_dict can rebuild them from plain dicts.
 _NESTED = {
-    (RunConfig, "protocol"): Protocol,
+    (RunConfig, "protocol"): MissingProtocol,
     (RunConfig, "model"): ModelConfig,
     (RunConfig, "train"): TrainConfig,
     (RunConfig, "data"): DataConfig,

@@ -25,7 +25,7 @@ Three builders, one configuration (:class:`GraphConfig`):
 * :func:`similarity_adjacency` / :func:`modality_similarities`: per-modality cosine-similarity graphs
   ``S_ij = (1 + cos(x_i, x_j)) / 2 ∈ [0, 1]``, also ``(B, N_max, N_max)`` and zero-padded.
 
-The dense ones are exactly the input of ``spectraldiff.linalg.batched_eigh(A, num_nodes)``: exactly
+The dense ones are exactly the input of ``spectraldiff.batched_eigh(A, num_nodes)``: exactly
 symmetric, zero outside each graph's block, with sizes ``(B,)``.
 """
 

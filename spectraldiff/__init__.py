@@ -3,7 +3,8 @@
 A graph ``A = U diag(λ) Uᵀ`` is diffused by adding noise to its eigenvalues ``λ`` (and optionally to
 node features) while the eigenvectors ``U`` stay fixed. Main entry points:
 
-* :func:`batched_eigh` — batched eigendecomposition of zero-padded symmetric matrices;
+* :func:`batched_eigh` — batched eigendecomposition of zero-padded symmetric matrices
+  (:mod:`spectraldiff.eigh`: backends, ``auto`` dispatch, the benchmark);
 * :class:`SpectralGraph` — a batch of graphs in spectral form, with DGL conversions;
 * :mod:`spectraldiff.sde` — ``VPSDE``, ``subVPSDE``, ``VESDE``, ``PowerVESDE``;
 * :mod:`spectraldiff.noising`, :mod:`spectraldiff.losses`, :mod:`spectraldiff.sampling` — forward
@@ -11,10 +12,11 @@ node features) while the eigenvectors ``U`` stay fixed. Main entry points:
 * :mod:`spectraldiff.score_networks` — reference score networks.
 """
 
-from . import losses, noising, operators, sampling, score_networks, sde
-from .linalg import available_eigh_backends, batched_eigh, register_eigh_backend
+from . import eigh, losses, noising, operators, sampling, score_networks, sde
+from .eigh import available_eigh_backends, batched_eigh, register_eigh_backend
 from .losses import dsm_loss
 from .noising import perturb_features, perturb_spectrum
+from .registry import Registry
 from .sampling import euler_maruyama_sampler, ode_sampler, pc_sampler
 from .score_networks import EigenvalueScoreNet, FeatureScoreNet, NoiseToScore, SpectrumMLPScoreNet
 from .sde import VESDE, VPSDE, PowerVESDE, get_sde, subVPSDE
@@ -27,6 +29,7 @@ __all__ = [
     "available_eigh_backends",
     "register_eigh_backend",
     "SpectralGraph",
+    "Registry",
     "VPSDE",
     "subVPSDE",
     "VESDE",
@@ -42,6 +45,7 @@ __all__ = [
     "SpectrumMLPScoreNet",
     "FeatureScoreNet",
     "NoiseToScore",
+    "eigh",
     "losses",
     "noising",
     "operators",

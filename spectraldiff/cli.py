@@ -14,7 +14,7 @@ import sys
 COMMANDS = {
     "demo": ("spectraldiff.demo", "train a small eigenvalue diffusion on synthetic graphs and report it"),
     "generate": ("spectraldiff.generation.cli", "train a graph generator and evaluate it with MMD"),
-    "bench-eigh": ("spectraldiff.eigh_bench", "benchmark eigendecomposition backends"),
+    "bench-eigh": ("spectraldiff.eigh.bench.cli", "benchmark eigendecomposition backends"),
 }
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .linalg import batched_eigh, node_mask
+from .eigh import batched_eigh, node_mask
 from .losses import dsm_loss
 from .sampling import pc_sampler
 from .score_networks import EigenvalueScoreNet, NoiseToScore

@@ -98,11 +98,9 @@ def dsm_loss(
 
     losses = {}
     for k in keys:
-        mean, std = sdes[k].marginal_prob(torch.ones_like(t), t)
+        _, std = sdes[k].marginal_prob(torch.ones_like(t), t)
         if weighting == "data":
-            denoised = (noisy[k] + batch_broadcast(std**2, scores[k]) * scores[k]) / batch_broadcast(
-                mean, scores[k])
-            error = denoised - states[k]
+            error = sdes[k].data_from_score(scores[k], noisy[k], t) - states[k]
         elif weighting == "sigma2":
             error = batch_broadcast(std, scores[k]) * scores[k] + noises[k]
         else:

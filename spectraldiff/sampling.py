@@ -28,12 +28,15 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from .noising import masked_noise
+from .registry import Registry
 from .sde import SDE, ReverseSDE, batch_broadcast
 from .state import State, as_dict, per_key, restore, wrap_score_fn
 
 __all__ = [
     "Predictor",
     "Corrector",
+    "PREDICTORS",
+    "CORRECTORS",
     "register_predictor",
     "register_corrector",
     "available_predictors",
@@ -63,36 +66,26 @@ class Corrector:
         raise NotImplementedError
 
 
-_PREDICTORS: dict[str, type[Predictor]] = {}
-_CORRECTORS: dict[str, type[Corrector]] = {}
+PREDICTORS: Registry[type[Predictor]] = Registry("predictor")
+CORRECTORS: Registry[type[Corrector]] = Registry("corrector")
 
 
-def _registrar(registry: dict, kind: str):
-    """A class decorator factory that registers into ``registry``; a duplicate name is an error."""
-
-    def register(name: str):
-        def add(cls):
-            if name in registry:
-                raise ValueError(f"{kind} {name!r} is already registered")
-            registry[name] = cls
-            return cls
-
-        return add
-
-    register.__doc__ = f"Class decorator registering a {kind} class under ``name``."
-    return register
+def register_predictor(name: str):
+    """Class decorator registering a predictor class under ``name``; a duplicate name is an error."""
+    return PREDICTORS.register(name)
 
 
-register_predictor = _registrar(_PREDICTORS, "predictor")
-register_corrector = _registrar(_CORRECTORS, "corrector")
+def register_corrector(name: str):
+    """Class decorator registering a corrector class under ``name``; a duplicate name is an error."""
+    return CORRECTORS.register(name)
 
 
 def available_predictors() -> list[str]:
-    return sorted(_PREDICTORS)
+    return PREDICTORS.names()
 
 
 def available_correctors() -> list[str]:
-    return sorted(_CORRECTORS)
+    return CORRECTORS.names()
 
 
 @register_predictor("euler_maruyama")
@@ -148,10 +141,8 @@ def _masked_norm(values: Tensor, mask: Tensor | None) -> Tensor:
     return values.flatten(1).norm(dim=1)
 
 
-def _lookup(registry: dict, name: str, kind: str):
-    if name not in registry:
-        raise ValueError(f"unknown {kind} {name!r}; choose one of {sorted(registry)}")
-    return registry[name]()
+def _lookup(registry: Registry, name: str):
+    return registry.get(name)()
 
 
 # -- inpainting ------------------------------------------------------------------------------------
@@ -234,8 +225,8 @@ def pc_sampler(
     Tensor or dict of Tensor
         The sample, shaped like ``x_T``.
     """
-    predict = _lookup(_PREDICTORS, predictor, "predictor")
-    correct = _lookup(_CORRECTORS, corrector, "corrector")
+    predict = _lookup(PREDICTORS, predictor)
+    correct = _lookup(CORRECTORS, corrector)
     run = _Run(sde, score_fn, x_T, steps, eps, mask, condition, observed, generator)
 
     if resample < 1:

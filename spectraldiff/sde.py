@@ -20,6 +20,8 @@ from typing import Callable, Protocol
 import torch
 from torch import Tensor
 
+from .registry import Registry
+
 __all__ = [
     "SDE",
     "VPSDE",
@@ -28,6 +30,7 @@ __all__ = [
     "PowerVESDE",
     "ReverseSDE",
     "ScoreFn",
+    "SDES",
     "register_sde",
     "get_sde",
     "available_sdes",
@@ -106,11 +109,28 @@ class SDE:
     def score_from_noise(self, predicted_noise: Tensor, t: Tensor) -> Tensor:
         """Score of the kernel implied by a noise prediction ``ε̂``: ``−ε̂ / std(t)``.
 
-        Networks in this library predict the noise; this is the one place where that output is turned
-        into a score, so a new SDE only has to provide :meth:`marginal_prob`.
+        This method, :meth:`score_from_data`, :meth:`data_from_score` and :meth:`data_from_noise` are the
+        one place where network outputs, scores and denoised estimates are converted into each other,
+        so a new SDE only has to provide :meth:`marginal_prob`.
         """
         _, std = self.marginal_prob(torch.zeros_like(predicted_noise), t)
         return -predicted_noise / batch_broadcast(std, predicted_noise)
+
+    def score_from_data(self, predicted_data: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """Score implied by a clean-data prediction ``x̂_0`` at ``x_t``: ``(mean(t) x̂_0 − x_t) / std(t)²``."""
+        mean, std = self.marginal_prob(torch.ones_like(t), t)
+        return (batch_broadcast(mean, x_t) * predicted_data - x_t) / batch_broadcast(std**2, x_t)
+
+    def data_from_score(self, score: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """Tweedie's denoised estimate ``x̂_0 = (x_t + std(t)² s) / mean(t)``, the inverse of
+        :meth:`score_from_data`."""
+        mean, std = self.marginal_prob(torch.ones_like(t), t)
+        return (x_t + batch_broadcast(std**2, x_t) * score) / batch_broadcast(mean, x_t)
+
+    def data_from_noise(self, predicted_noise: Tensor, x_t: Tensor, t: Tensor) -> Tensor:
+        """Denoised estimate from a noise prediction ``ε̂``: ``(x_t − std(t) ε̂) / mean(t)``."""
+        mean, std = self.marginal_prob(torch.ones_like(t), t)
+        return (x_t - batch_broadcast(std, x_t) * predicted_noise) / batch_broadcast(mean, x_t)
 
     def transition(self, t: Tensor, dt: float) -> tuple[Tensor, Tensor]:
         """Exact one-step kernel from ``s = t − dt`` to ``t``: ``x_t = a x_s + √b z``.
@@ -297,25 +317,21 @@ class PowerVESDE(SDE):
 
 
 
-_SDES: dict[str, Callable[..., SDE]] = {}
+SDES: Registry[Callable[..., SDE]] = Registry("SDE")
 
 
 def register_sde(name: str, factory: Callable[..., SDE]) -> None:
     """Register an SDE class or factory under ``name``; a duplicate name is an error."""
-    if name in _SDES:
-        raise ValueError(f"SDE {name!r} is already registered")
-    _SDES[name] = factory
+    SDES.register(name, factory)
 
 
 def available_sdes() -> list[str]:
-    return sorted(_SDES)
+    return SDES.names()
 
 
 def get_sde(name: str, **kwargs) -> SDE:
     """Build a registered SDE by name, e.g. ``get_sde("vesde_power", sigma=25)``."""
-    if name not in _SDES:
-        raise ValueError(f"unknown SDE {name!r}; choose one of {available_sdes()}")
-    return _SDES[name](**kwargs)
+    return SDES.get(name)(**kwargs)
 
 
 register_sde("vpsde", VPSDE)

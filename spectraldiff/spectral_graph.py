@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .linalg import batched_eigh, node_mask
+from .eigh import batched_eigh, node_mask
 from .operators import graph_operator
 
 __all__ = ["SpectralGraph"]

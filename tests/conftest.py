@@ -2,7 +2,7 @@
 
 import pytest
 
-from spectraldiff import eigh_dispatch
+from spectraldiff.eigh import dispatch as eigh_dispatch
 
 
 @pytest.fixture(autouse=True)

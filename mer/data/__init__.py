@@ -1,5 +1,7 @@
-"""Data layer of ``mer``: conversations, loaders, the synthetic default, missing-modality protocols and
-collation into padded batches. See ``docs/mer_data.md``."""
+"""Data layer of ``mer``: conversations, loaders and the dataset registry, the synthetic default, the
+missing-modality protocol and its masks, and collation into padded batches. See ``docs/mer_data.md``.
+
+Nothing here imports models, training or configuration above it."""
 
 from mer.data.collate import CLASSIFICATION_PAD_LABEL, ConversationBatch, collate_conversations
 from mer.data.conversation import (
@@ -24,7 +26,9 @@ from mer.data.missing import (
     split_masks,
 )
 from mer.data.mmsa import load_mmsa
-from mer.data.registry import available_datasets, load_dataset, register_dataset
+from mer.data.protocol import MaskPlan, MissingProtocol, Protocol, protocol_masks
+from mer.data.registry import DATASETS, available_datasets, load_dataset, register_dataset
+from mer.data.source import DataConfig, load_data
 from mer.data.splits import SPLIT_NAMES, random_splits
 from mer.data.synthetic import ModalitySpec, SyntheticConfig, synthetic_conversations
 
@@ -33,10 +37,15 @@ __all__ = [
     "Conversation",
     "ConversationBatch",
     "ConversationDataset",
+    "DATASETS",
+    "DataConfig",
     "MaskCache",
+    "MaskPlan",
     "MaskedConversations",
+    "MissingProtocol",
     "ModalitySpec",
     "NUM_SENTIMENT_CLASSES",
+    "Protocol",
     "REGRESSION_RANGE",
     "SPLIT_NAMES",
     "SyntheticConfig",
@@ -47,11 +56,13 @@ __all__ = [
     "encode_speakers",
     "fixed_patterns",
     "load_dataset",
+    "load_data",
     "load_gcnet",
     "load_mmsa",
     "max_missing_rate",
     "missing_rate",
     "pattern_masks",
+    "protocol_masks",
     "random_missing",
     "random_splits",
     "register_dataset",

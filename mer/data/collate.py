@@ -2,9 +2,24 @@
 
 Ground truth and observation are kept apart: :attr:`ConversationBatch.features` holds every feature,
 including those of unavailable (missing) entries, because recoverers are trained to reconstruct them
-where the protocol drops them artificially. What a model may *see* is
-:meth:`ConversationBatch.observed_features`, which zeroes every unavailable entry. Inference code must
-use ``observed_features()`` only.
+where the protocol drops them artificially.
+
+Reading what is observed
+------------------------
+This is the one statement of the rule; :mod:`mer.recoverers.base` and :class:`mer.model.MERModel`
+refer here.
+
+* :attr:`ConversationBatch.availability` is the mask the batch was *collated* with: ``False`` on
+  padded utterances, ``True`` where the protocol kept the entry.
+* What a model may see is an *observation mask* ``observed`` ``(B, N_max, M)``. It defaults to
+  ``availability``, but :meth:`mer.model.MERModel.forward` accepts another one (and hands it to the
+  recoverer), so code below the model reads the ``observed`` it is given, never ``availability``
+  directly.
+* Every reading goes through the three methods that take ``observed`` (default ``availability``) and
+  AND it with :attr:`ConversationBatch.utterance_mask`, so a mask that is ``True`` on padding never
+  makes a padded utterance look observed: :meth:`~ConversationBatch.observed_entries` (real and
+  observed), :meth:`~ConversationBatch.missing_entries` (real and not observed, to be recovered) and
+  :meth:`~ConversationBatch.observed_features` (the features a model may see, zero elsewhere).
 """
 
 from __future__ import annotations
@@ -36,7 +51,8 @@ class ConversationBatch:
         are unavailable under ``availability`` are *not* zeroed here; see :meth:`observed_features`.
     availability : Tensor
         ``(B, N_max, M)`` bool, ``True`` where utterance ``i`` has modality ``m`` (columns in
-        ``modalities`` order); ``False`` on padding.
+        ``modalities`` order); ``False`` on padding. Read it through :meth:`observed_entries` and its
+        siblings (module docstring).
     utterance_mask : Tensor
         ``(B, N_max)`` bool, ``True`` on real utterances.
     labels : Tensor
@@ -70,16 +86,32 @@ class ConversationBatch:
     def max_utterances(self) -> int:
         return int(self.utterance_mask.shape[1])
 
-    def observed_features(self) -> dict[str, Tensor]:
-        """Modality → ``(B, N_max, d_m)`` features with every unavailable or padded entry zeroed."""
+    def observed_entries(self, observed: Tensor | None = None) -> Tensor:
+        """``(B, N_max, M)`` bool: real utterance and modality observed under ``observed``.
+
+        ``observed`` ``(B, N_max, M)`` bool defaults to :attr:`availability` (see "Reading what is
+        observed" in the module docstring).
+        """
+        seen = self.availability if observed is None else observed
+        return self.utterance_mask[:, :, None] & seen
+
+    def missing_entries(self, observed: Tensor | None = None) -> Tensor:
+        """``(B, N_max, M)`` bool: real utterance and modality *not* observed (to be recovered)."""
+        seen = self.availability if observed is None else observed
+        return self.utterance_mask[:, :, None] & ~seen
+
+    def observed_features(self, observed: Tensor | None = None) -> dict[str, Tensor]:
+        """Modality → ``(B, N_max, d_m)`` features with every unobserved or padded entry zeroed: the
+        only view of :attr:`features` a model may use."""
+        entries = self.observed_entries(observed)
         return {
-            m: x * self.availability[:, :, k, None].to(x.dtype)
-            for k, (m, x) in enumerate(self.features.items())
+            m: x * entries[:, :, k, None].to(x.dtype) for k, (m, x) in enumerate(self.features.items())
         }
 
     def missing(self) -> Tensor:
-        """``(B, N_max, M)`` bool: real utterance entries that are unavailable (to be recovered)."""
-        return self.utterance_mask[:, :, None] & ~self.availability
+        """``(B, N_max, M)`` bool: real utterance entries that are unavailable (to be recovered);
+        :meth:`missing_entries` under :attr:`availability`."""
+        return self.missing_entries()
 
     def to(self, device: torch.device | str) -> "ConversationBatch":
         """A copy with every tensor on ``device``."""

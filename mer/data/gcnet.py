@@ -18,10 +18,11 @@ Speakers are numbered over the whole dataset (names sorted: ``'F' → 0``, ``'M'
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Mapping
 
 import numpy as np
+
+from spectraldiff.safe_pickle import load_pickle
 
 from mer.data.conversation import Conversation, ConversationDataset, REGRESSION_RANGE, encode_speakers
 
@@ -38,6 +39,7 @@ def load_gcnet(
     valid_fraction: float = 0.1,
     seed: int = 0,
     name: str | None = None,
+    trust_pickle: bool = False,
 ) -> ConversationDataset:
     """Load a GCNet-style label pickle and per-modality ``.npy`` directories.
 
@@ -53,6 +55,11 @@ def load_gcnet(
     valid_fraction : float
         For the 6-entry (IEMOCAP) variant, which has no validation list: this fraction of the training
         conversations (``round``, seeded by ``seed``) becomes the valid split.
+    trust_pickle : bool
+        The label pickle is read with :func:`spectraldiff.safe_pickle.load_pickle`, which rebuilds only
+        plain containers, numbers, strings and NumPy arrays and refuses anything else. ``True`` loads it
+        with plain ``pickle`` instead, which lets the file run any code: only for files you trust. The
+        ``.npy`` files are always read without pickle.
 
     Returns
     -------
@@ -61,17 +68,21 @@ def load_gcnet(
 
     Raises
     ------
+    FileNotFoundError
+        If ``label_pickle`` does not exist.
     ValueError
-        For a pickle of the wrong layout, a split naming an unknown conversation or a conversation in
-        two splits, a missing ``.npy`` (naming conversation, modality and the expected path), an array
-        of the wrong rank, or features and labels that fail the dataset checks.
+        For a corrupt label pickle or one holding objects other than plain data
+        (:class:`~spectraldiff.safe_pickle.UnsafePickleError`, naming the file and the refused global),
+        a corrupt ``.npy`` or one holding Python objects (naming the file), a pickle of the wrong
+        layout, a split naming an unknown conversation or a conversation in two splits, a missing
+        ``.npy`` (naming conversation, modality and the expected path), an array of the wrong rank, or
+        features and labels that fail the dataset checks.
     """
     if len(feature_dirs) < 2:
         raise ValueError(
             f"need feature directories for at least 2 modalities, got {list(feature_dirs)}"
         )
-    with open(label_pickle, "rb") as handle:
-        content = pickle.load(handle, encoding="latin1")
+    content = load_pickle(label_pickle, allow="data", trust_pickle=trust_pickle, encoding="latin1")
     if not isinstance(content, (list, tuple)) or len(content) not in (6, 7):
         raise ValueError(
             f"{label_pickle}: expected a list [videoIDs, videoLabels, videoSpeakers, videoSentences, "
@@ -179,15 +190,26 @@ def _load_utterance(directory, uid: str, modality: str, k: int, vid: str) -> np.
     folder = os.path.join(directory, uid)
     where = f"conversation {k} ({vid!r}), modality {modality!r}, utterance {uid!r}"
     if os.path.isfile(file):
-        return _as_vector(np.load(file), where, file)
+        return _as_vector(_load_npy(file, where), where, file)
     if os.path.isdir(folder):
         frames = [
-            _as_vector(np.load(os.path.join(folder, f)), where, os.path.join(folder, f))
+            _as_vector(_load_npy(os.path.join(folder, f), where), where, os.path.join(folder, f))
             for f in sorted(os.listdir(folder))
             if f.endswith(".npy")
         ]
         return np.mean(np.stack(frames), axis=0).astype(np.float32) if frames else None
     raise ValueError(f"{where}: feature file not found; expected {file}")
+
+
+def _load_npy(file: str, where: str) -> np.ndarray:
+    # allow_pickle=False: an object array in a .npy is a pickle and could run code.
+    try:
+        return np.load(file, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as error:
+        raise ValueError(
+            f"{where}: {file} is not a readable .npy array of numbers (truncated, corrupt, or holding "
+            f"Python objects): {error}"
+        ) from error
 
 
 def _as_vector(arr: np.ndarray, where: str, file: str) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""Missing-modality protocols: fixed availability patterns and exact-rate random masks.
+"""Mask primitives of the missing-modality protocols: fixed availability patterns and exact-rate random
+masks (which of them a run uses, and with which seed, is :mod:`mer.data.protocol`).
 
 An availability mask of a conversation is a boolean ``(N, M)`` array, ``True`` where utterance ``i``
 has modality ``m`` (columns in ``dataset.modalities`` order). Every utterance keeps at least one

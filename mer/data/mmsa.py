@@ -27,10 +27,11 @@ clip ids are integers).
 from __future__ import annotations
 
 import os
-import pickle
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from spectraldiff.safe_pickle import load_pickle
 
 from mer.data.conversation import Conversation, ConversationDataset
 from mer.data.splits import SPLIT_NAMES
@@ -53,6 +54,7 @@ def load_mmsa(
     modalities: Sequence[str] = ("t", "a", "v"),
     text_features: Mapping[str, np.ndarray] | None = None,
     name: str | None = None,
+    trust_pickle: bool = False,
 ) -> ConversationDataset:
     """Load an MMSA pickle as a regression :class:`ConversationDataset` with its own splits.
 
@@ -66,6 +68,10 @@ def load_mmsa(
         Utterance id (``"video$_$clip"``) → text vector ``(d,)`` or token matrix ``(L, d)`` (averaged
         over its first axis). Needed when the file holds only ``text_bert`` token ids; takes precedence
         over the file's ``text`` otherwise. Nothing is downloaded: compute them offline.
+    trust_pickle : bool
+        The file is read with :func:`spectraldiff.safe_pickle.load_pickle`, which rebuilds only plain
+        containers, numbers, strings and NumPy arrays and refuses anything else. ``True`` loads it with
+        plain ``pickle`` instead, which lets the file run any code: only for files you trust.
 
     Returns
     -------
@@ -75,9 +81,13 @@ def load_mmsa(
 
     Raises
     ------
+    FileNotFoundError
+        If ``path`` does not exist.
     ValueError
-        If the file is not an MMSA dict, a split lacks a key, ids are malformed, text is only present as
-        token ids and no ``text_features`` are given, or the features fail the dataset checks.
+        If the file is corrupt, holds objects other than plain data
+        (:class:`~spectraldiff.safe_pickle.UnsafePickleError`, naming the file and the refused global)
+        or is not an MMSA dict, a split lacks a key, ids are malformed, text is only present as token
+        ids and no ``text_features`` are given, or the features fail the dataset checks.
     """
     modalities = tuple(modalities)
     unknown = [m for m in modalities if m not in MMSA_MODALITIES.values()]
@@ -86,8 +96,7 @@ def load_mmsa(
             f"modalities must be at least two distinct names of {list(MMSA_MODALITIES.values())}, "
             f"got {list(modalities)}"
         )
-    with open(path, "rb") as handle:
-        data = pickle.load(handle)
+    data = load_pickle(path, allow="data", trust_pickle=trust_pickle)
     if not isinstance(data, Mapping) or not all(s in data for s in SPLIT_NAMES):
         found = list(data) if isinstance(data, Mapping) else type(data).__name__
         raise ValueError(f"{path}: expected an MMSA dict with keys {list(SPLIT_NAMES)}, found {found}")

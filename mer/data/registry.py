@@ -9,15 +9,18 @@ from __future__ import annotations
 
 from typing import Callable
 
+from spectraldiff import Registry
+
 from mer.data.conversation import ConversationDataset
 from mer.data.gcnet import load_gcnet
 from mer.data.mmsa import load_mmsa
 from mer.data.synthetic import synthetic_conversations
 
-__all__ = ["register_dataset", "load_dataset", "available_datasets"]
+__all__ = ["DATASETS", "register_dataset", "load_dataset", "available_datasets"]
 
 DatasetLoader = Callable[..., ConversationDataset]
-_LOADERS: dict[str, DatasetLoader] = {}
+#: Dataset name → loader returning a :class:`~mer.data.conversation.ConversationDataset`.
+DATASETS: Registry[DatasetLoader] = Registry("dataset")
 
 
 def register_dataset(name: str, loader: DatasetLoader | None = None):
@@ -25,19 +28,12 @@ def register_dataset(name: str, loader: DatasetLoader | None = None):
 
     A duplicate name is an error.
     """
-
-    def add(fn: DatasetLoader) -> DatasetLoader:
-        if name in _LOADERS:
-            raise ValueError(f"dataset {name!r} is already registered")
-        _LOADERS[name] = fn
-        return fn
-
-    return add if loader is None else add(loader)
+    return DATASETS.register(name, loader)
 
 
 def available_datasets() -> list[str]:
     """Registered dataset names, sorted."""
-    return sorted(_LOADERS)
+    return DATASETS.names()
 
 
 def load_dataset(name: str, **kwargs) -> ConversationDataset:
@@ -46,9 +42,9 @@ def load_dataset(name: str, **kwargs) -> ConversationDataset:
     >>> load_dataset("synthetic", seed=0, num_conversations=5).modalities
     ['t', 'a', 'v']
     """
-    if name not in _LOADERS:
+    if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; registered: {available_datasets()}")
-    return _LOADERS[name](**kwargs)
+    return DATASETS.get(name)(**kwargs)
 
 
 register_dataset("synthetic", synthetic_conversations)

@@ -2,12 +2,13 @@
 
 Importing this package registers every built-in method: ``zero``, ``mean``, ``autoencoder``,
 ``imder``, ``md2n``, ``rohydr``, ``gsdnet`` and its ablations ``gsdnet_adjacency`` and
-``gsdnet_nograph``. See ``docs/mer_training.md`` for the contract.
+``gsdnet_nograph``. See ``docs/mer_training.md`` for the contract. The recoverers build on
+:mod:`mer.nn`, :mod:`mer.data`, :mod:`mer.graph` and :mod:`spectraldiff` only, never on
+:mod:`mer.models`.
 """
 
-import importlib
-
 from mer.recoverers.base import (
+    RECOVERERS,
     FeatureScaler,
     Recoverer,
     Recovery,
@@ -20,18 +21,13 @@ from mer.recoverers.base import (
     recovery_error,
     register_recoverer,
 )
-from mer.recoverers import mean, zero  # noqa: E402,F401  (registration side effects)
-from mer.recoverers import autoencoder, imder  # noqa: E402,F401
-from mer.recoverers import md2n  # noqa: E402,F401
-from mer.recoverers import rohydr  # noqa: E402,F401
 
-try:
-    importlib.import_module("mer.recoverers.gsdnet")
-except ModuleNotFoundError as err:  # the GSDNet module lands separately; tolerate only its absence
-    if err.name != "mer.recoverers.gsdnet":
-        raise
+# The package sits above the method modules, so importing them here registers them without the base
+# module ever importing its subclasses.
+from mer.recoverers import autoencoder, gsdnet, imder, md2n, mean, rohydr, zero  # noqa: E402,F401
 
 __all__ = [
+    "RECOVERERS",
     "FeatureScaler",
     "Recoverer",
     "Recovery",

@@ -76,7 +76,7 @@ class CascadedResidualAutoencoder(Recoverer):
     def imagine(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
         """The cascade's estimate of every modality ``{m: (B, N, d_m)}`` from the observed entries."""
         seen = observed_only(batch, observed)
-        alpha = observed.to(seen[self.modalities[0]].dtype)
+        alpha = batch.observed_entries(observed).to(seen[self.modalities[0]].dtype)
         x = torch.cat([seen[m] for m in self.modalities], dim=-1)
         for block in self.blocks:
             x = x + block(torch.cat([x, alpha], dim=-1))

@@ -8,7 +8,8 @@ Space
 -----
 Recovery happens in the **standardised raw feature space**: per modality ``m`` a tensor
 ``(B, N_max, d_m)`` whose every feature is z-scored with training-split statistics
-(:class:`FeatureScaler`; :class:`~mer.models.MERModel` applies it before calling the recoverer). The
+(:class:`~mer.nn.scaler.FeatureScaler`; :class:`~mer.model.MERModel` applies it before calling the
+recoverer). The
 encoders come after recovery, so the recovery error of dropped features (:func:`recovery_error`) is
 measured in the same units for every method and does not depend on a learned embedding.
 """
@@ -25,12 +26,14 @@ from torch import Tensor, nn
 from mer.data.collate import ConversationBatch
 from mer.data.conversation import ConversationDataset
 from mer.graph import GraphConfig
-from mer.recoverers.scaler import FeatureScaler
+from mer.nn.scaler import FeatureScaler
+from spectraldiff import Registry
 
 __all__ = [
     "Recovery",
     "Recoverer",
     "FeatureScaler",
+    "RECOVERERS",
     "register_recoverer",
     "available_recoverers",
     "build_recoverer",
@@ -85,9 +88,10 @@ class Recoverer(nn.Module):
     All tensors are in standardised feature space (see the module docstring). ``batch`` is a
     :class:`~mer.data.ConversationBatch` whose ``features`` are the **ground truth** everywhere
     (a protocol drops entries artificially, the data has them); ``observed`` is a ``(B, N_max, M)``
-    bool tensor, ``True`` where the method may look (``False`` on padding; every real utterance keeps
-    at least one ``True``). It is usually ``batch.availability``, but the trainer may pass another
-    mask, so implementations must use ``observed``, never ``batch.availability``.
+    bool tensor, ``True`` where the method may look (every real utterance keeps at least one
+    ``True``). How to read it — through ``batch.observed_entries(observed)``,
+    ``batch.missing_entries(observed)`` and ``batch.observed_features(observed)``, never
+    ``batch.availability`` — is stated once, in :mod:`mer.data.collate`.
 
     * :meth:`fit_statistics` ``(train, scaler)`` — optional hook called once before training with the
       raw training split and the fitted :class:`FeatureScaler` (e.g. the mean of mean fill).
@@ -145,7 +149,7 @@ class Recoverer(nn.Module):
 
     def modalities_to_recover(self, batch: ConversationBatch, observed: Tensor) -> list[str]:
         """Modalities with at least one unobserved real entry in the batch, in modality order."""
-        missing = (batch.utterance_mask[:, :, None] & ~observed).any(dim=(0, 1))
+        missing = batch.missing_entries(observed).any(dim=(0, 1))
         return [m for k, m in enumerate(self.modalities) if bool(missing[k])]
 
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
@@ -168,10 +172,9 @@ class Recoverer(nn.Module):
 # -------------------------------------------------------------------------------- helpers
 def observed_only(batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
     """Modality → ``(B, N_max, d_m)`` features with every entry where ``observed`` is ``False``
-    zeroed: the only view of ``batch.features`` that :meth:`Recoverer.recover` may use."""
-    return {
-        m: x * observed[:, :, k, None].to(x.dtype) for k, (m, x) in enumerate(batch.features.items())
-    }
+    zeroed: the only view of ``batch.features`` that :meth:`Recoverer.recover` may use
+    (:meth:`~mer.data.ConversationBatch.observed_features`)."""
+    return batch.observed_features(observed)
 
 
 def merge_observed(
@@ -209,7 +212,7 @@ def recovery_error(
     ``sse / count`` is the per-feature mean squared error of the dropped features (accumulate both
     over batches before dividing). Returns two 0-d float64 tensors.
     """
-    missing = batch.utterance_mask[:, :, None] & ~observed
+    missing = batch.missing_entries(observed)
     sse = torch.zeros((), dtype=torch.float64, device=observed.device)
     count = torch.zeros((), dtype=torch.float64, device=observed.device)
     for k, (m, x) in enumerate(batch.features.items()):
@@ -226,7 +229,7 @@ def dropped_mse(batch: ConversationBatch, observed: Tensor, estimate: dict[str, 
     Only modalities present in ``estimate`` ``{m: (B, N, d_m)}`` count. A differentiable scalar, 0 when
     nothing is dropped (so such a batch contributes no gradient).
     """
-    missing = batch.utterance_mask[:, :, None] & ~observed
+    missing = batch.missing_entries(observed)
     total = batch.features[batch.modalities[0]].new_zeros(())
     count = total.new_zeros(())
     for k, m in enumerate(batch.modalities):
@@ -240,7 +243,9 @@ def dropped_mse(batch: ConversationBatch, observed: Tensor, estimate: dict[str, 
 
 
 # ------------------------------------------------------------------------------- registry
-_RECOVERERS: dict[str, type[Recoverer]] = {}
+#: Every recoverer class by name. The methods register themselves when :mod:`mer.recoverers` (the
+#: package, which sits above this module) imports them.
+RECOVERERS: Registry[type[Recoverer]] = Registry("recoverer")
 
 
 def register_recoverer(name: str) -> Callable[[type[Recoverer]], type[Recoverer]]:
@@ -251,33 +256,27 @@ def register_recoverer(name: str) -> Callable[[type[Recoverer]], type[Recoverer]
 
     Raises ``ValueError`` for a duplicate name or a class that is not a ``Recoverer``.
     """
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"recoverer name must be a non-empty string, got {name!r}")
+    add = RECOVERERS.register(name)
 
-    def add(cls: type[Recoverer]) -> type[Recoverer]:
+    def checked(cls: type[Recoverer]) -> type[Recoverer]:
         if not (inspect.isclass(cls) and issubclass(cls, Recoverer)):
             raise ValueError(f"register_recoverer({name!r}) needs a Recoverer subclass, got {cls!r}")
-        if name in _RECOVERERS:
-            raise ValueError(
-                f"recoverer {name!r} is already registered (by {_RECOVERERS[name].__qualname__})"
-            )
+        add(cls)
         cls.name = name
-        _RECOVERERS[name] = cls
         return cls
 
-    return add
+    return checked
 
 
 def available_recoverers() -> list[str]:
     """Registered recoverer names, sorted."""
-    return sorted(_RECOVERERS)
+    return RECOVERERS.names()
 
 
 def recoverer_class(name: str) -> type[Recoverer]:
-    """The class registered as ``name``; an unknown name's error lists the valid ones."""
-    if name not in _RECOVERERS:
-        raise ValueError(f"unknown recoverer {name!r}; available: {available_recoverers()}")
-    return _RECOVERERS[name]
+    """The class registered as ``name``; an unknown name's error (``KeyError`` and ``ValueError``)
+    lists the valid ones."""
+    return RECOVERERS.get(name)
 
 
 def build_recoverer(

@@ -1,52 +1,19 @@
 """GSDNet: missing-modality recovery by diffusion of features and of graph spectra.
 
-Per conversation, the **structure graph** (temporal window + speaker edges + self loops, from
-:func:`mer.graph.structure_adjacency`) is decomposed once, ``A = U diag(λ_s) Uᵀ``, and ``U`` is kept
-fixed. Each modality's cosine-similarity graph ``S_m`` is projected on that basis,
-``λ_m = diag(Uᵀ S_m U) / n`` (divided by the conversation size so that it lies in ``[0, 1]``), and
-``A_m = U diag(n λ_m) Uᵀ`` is that modality's graph in the structure basis. Two conditional score
-models recover what is missing, both with the VP SDE of :mod:`spectraldiff`:
+Per conversation the structure graph ``A = U diag(λ_s) Uᵀ`` (:func:`mer.graph.structure_adjacency`)
+fixes a basis ``U``; each modality's similarity graph is carried as its spectrum in that basis,
+``λ_m = diag(Uᵀ S_m U) / n``. Two conditional score networks (VP SDE of :mod:`spectraldiff`) recover
+the missing features ``X (B, N, Σ d_m)`` and spectra ``λ (B, N, M)`` from the observed ones; a
+reconstruction head refines them, and fusion runs on ``A_m = U diag(n λ̂_m) Uᵀ``
+(:attr:`~mer.recoverers.base.Recovery.adjacency`, ``(B, N, N)`` per modality).
 
-* ``s_θ(X(t), X_obs, t)`` — over the concatenated standardised features ``X (B, N, Σ d_m)``: only the
-  missing entries are diffused; the observed entries and the availability flags are the condition,
-  and the network passes messages on the structure graph
-  (:class:`spectraldiff.score_networks.FeatureScoreNet`).
-* ``s_φ(λ(t), λ_obs, t)`` — over the per-modality spectra ``λ (B, N, M)`` of the *complete* similarity
-  graphs, conditioned on the spectra of the graphs built from the observed utterances only, on the
-  structure eigenvalues and on the modality
-  (:class:`spectraldiff.score_networks.EigenvalueScoreNet`, one set of ``N`` slots per modality).
+Contract: :class:`~mer.recoverers.base.Recoverer`. ``training_step`` returns ``{"rec",
+"score_features", "score_<graph>"}`` (``<graph>`` = ``spectra`` or ``adjacency``; none for
+``gsdnet_nograph``), built from a detached one-step (Tweedie) estimate by default; ``recover`` runs the
+reverse sampler down to ``denoise_time`` and denoises there.
 
-A reconstruction head ``D`` refines the sampled features and spectra (residual MLPs), and fusion runs on
-the graphs ``A_m`` rebuilt from the recovered spectra (:attr:`Recovery.adjacency`).
-
-Loss: ``L_total = β (L_rec + L_s^θ + L_s^φ) + L_pred`` (the trainer adds ``β · Σ`` of the terms returned
-here to the task loss). Both networks predict the clean value ``x̂_0`` by default
-(``prediction="data"``; the score is ``(mean(t) x̂_0 − x_t) / std(t)²``), and the score-matching terms
-``L_s`` are ``E_t ‖x̂_0(x_t, t) − x_0‖²`` over the diffused entries, ``t ~ U(eps, 1)``: the
-``σ_t²``-weighted denoising score loss ``‖σ_t s + z‖²`` reweighted by ``std²/mean²`` so that large ``t``,
-where inference reads the networks, is not down-weighted (``spectraldiff.dsm_loss(weighting="data")``).
-``prediction="noise"`` is the ε-form with ``‖σ_t s + z‖²``. ``L_rec = mean‖X̂ − X‖²`` over missing entries ``+ mean‖Ĝ − G‖²`` over graph slots.
-
-**Training-time estimate.** Running the reverse process for every training batch would multiply the
-cost of a step by the number of sampling steps. By default (``rec_estimate="tweedie"``) training
-builds ``X̂`` and ``Ĝ`` for ``L_rec`` and for the task loss from the one-step denoiser
-``x̂_0 = (x_t + std(t)² s(x_t)) / mean(t)`` (Tweedie; the network output itself under ``"data"``) of a
-fresh noisy sample at ``t ~ U(denoise_time, rec_t_max)``; ``rec_estimate="sampler"`` runs the
-configured reverse sampler instead. Either estimate is detached: the networks learn from score matching
-alone (a task-loss gradient through the denoiser would bend them away from a score, and the sampler
-would then drift), while ``L_rec`` and the task loss train the head ``D`` and the fusion. Inference runs
-the reverse sampler (``sampler``: ``"ode"`` — the probability-flow ODE with Heun steps, default 2
-steps — or ``"euler_maruyama"`` / ``"reverse_diffusion"`` predictor–corrector) from ``t = 1`` down to
-``denoise_time`` and applies the same one-step denoiser there, so the head sees at inference what it
-was trained on.
-
-**Why not a plain sample.** A sample from the posterior ``p(x_miss | x_obs)`` has twice the posterior
-variance as its squared error, the posterior mean only once; where the observed modalities explain
-little of the missing one, a sample is worse than mean fill in MSE and feeds the classifier noise.
-Stopping at ``denoise_time = 0.8`` and denoising returns ``E[x_0 | x_t]``, close to the posterior mean
-(``denoise_time → 0`` recovers a sample). With the ε-form, that estimate divides the network's error by
-``mean(t)`` (0.28 at ``t = 0.5``), hence the data parametrisation. docs/mer_training.md reports the
-measurements.
+The method, its loss, the training-time estimate and why inference stops at ``denoise_time``:
+``docs/gsdnet.md``.
 """
 
 from __future__ import annotations
@@ -94,7 +61,7 @@ class _Context:
 
 @register_recoverer("gsdnet")
 class GSDNet(Recoverer):
-    """Graph spectral diffusion recoverer (see the module docstring for the method).
+    """Graph spectral diffusion recoverer (the method: ``docs/gsdnet.md``).
 
     Parameters
     ----------
@@ -110,13 +77,13 @@ class GSDNet(Recoverer):
         Steps of that sampler (default 2; the ODE uses 2 network calls per step). From ``t = 1`` to
         the default ``denoise_time = 0.8`` 1, 2, 4 and 10 steps gave the same metrics to three decimals.
     rec_estimate : {"tweedie", "sampler"}
-        How training builds ``X̂, λ̂`` for ``L_rec`` and the task loss (see the module docstring).
+        How training builds ``X̂, λ̂`` for ``L_rec`` and the task loss (``docs/gsdnet.md``).
     rec_t_max : float
         Largest diffusion time of the Tweedie estimate in training (default 0.8).
     denoise_time : float
         Inference stops the reverse process at this time and returns the one-step (Tweedie) denoised
         estimate ``E[x_0 | x_t]`` there (default 0.8; ``1e-3`` returns a plain sample). A larger time
-        returns an estimate closer to the posterior mean (see the module docstring).
+        returns an estimate closer to the posterior mean (``docs/gsdnet.md``).
     graph : {"spectral", "adjacency", "none"}
         What the graph channel diffuses: the per-modality spectra in the structure basis (GSDNet), the
         similarity graphs' entries themselves (the ``gsdnet_adjacency`` ablation), or nothing (features
@@ -195,8 +162,8 @@ class GSDNet(Recoverer):
         mask = batch.utterance_mask
         visible = observed_only(batch, observed)
         observed_x = torch.cat(list(visible.values()), dim=-1)
-        flags = (observed & mask[:, :, None]).to(observed_x.dtype)
-        missing = (mask[:, :, None] & ~observed)[:, :, self.entry_modality]
+        flags = batch.observed_entries(observed).to(observed_x.dtype)
+        missing = batch.missing_entries(observed)[:, :, self.entry_modality]
         with torch.no_grad():
             A, sizes = structure_adjacency(batch.speakers, batch.lengths, self.graph_config,
                                            dtype=torch.float64)
@@ -286,9 +253,7 @@ class GSDNet(Recoverer):
         out = self._network(state, t, ctx)
         if self.prediction == "noise":
             return {k: self.sde.score_from_noise(v, t) for k, v in out.items()}
-        coef, std = self.sde.marginal_prob(torch.ones_like(t), t)
-        return {k: (sd.sde.batch_broadcast(coef, v) * v - state[k]) / sd.sde.batch_broadcast(std**2, v)
-                for k, v in out.items()}
+        return {k: self.sde.score_from_data(v, state[k], t) for k, v in out.items()}
 
     def _masks(self, ctx: _Context) -> dict[str, Tensor]:
         masks = {"features": ctx.missing_entries}
@@ -322,9 +287,7 @@ class GSDNet(Recoverer):
         out = self._network(noisy, t, ctx)
         if self.prediction == "data":
             return {k: v * masks[k] for k, v in out.items()}
-        coef, std = self.sde.marginal_prob(torch.ones_like(t), t)
-        return {k: (noisy[k] - sd.sde.batch_broadcast(std, v) * v) / sd.sde.batch_broadcast(coef, v) * masks[k]
-                for k, v in out.items()}
+        return {k: self.sde.data_from_noise(v, noisy[k], t) * masks[k] for k, v in out.items()}
 
     def _refine(self, batch: ConversationBatch, observed: Tensor, ctx: _Context,
                 estimate: dict[str, Tensor]) -> tuple[Recovery, Tensor, Tensor | None]:

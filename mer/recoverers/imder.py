@@ -1,37 +1,13 @@
 """IMDer: incomplete-multimodality-diffused emotion recognition (Wang et al., NeurIPS 2023).
 
-Missing modalities are sampled from conditional score-based diffusion models, one per modality, whose
-condition is the observed modalities, then refined by a residual reconstruction module.
+Per modality a conditional score network (:class:`~mer.nn.score_unet.ConditionalScoreUNet1d`, VE SDE
+``dx = σ^t dw``) samples the missing features ``(B, N, d_m)`` from the observed entries of the other
+modalities; a residual reconstruction module (:class:`ResidualReconstruction`) refines the sample.
 
-Faithful to the paper and its reference implementation in:
+Contract: :class:`~mer.recoverers.base.Recoverer`; ``training_step`` returns ``{"score", "rec"}``.
 
-* the forward SDE ``dx = σ^t dw`` with ``σ = 25`` (``spectraldiff.VESDE.power(25)``), so
-  ``p_t(x | x_0) = N(x_0, (σ^{2t} − 1)/(2 ln σ) I)``;
-* training times ``t ~ U(1e-5, 1)``; the score loss ``‖std(t) s_θ(x_t, t | c_t) + z‖²``
-  (``spectraldiff.dsm_loss`` with ``weighting="sigma2"``);
-* one conditional score network per modality, a U-Net with Gaussian-Fourier time embedding
-  (:class:`~mer.models.score_unet.ConditionalScoreUNet1d`, 1-D over utterances, cross-attention to
-  the observed modalities at every level); the condition is perturbed to the same noise level as the
-  target, ``c_t = c + std(t) z_c``, in training and in sampling;
-* Euler–Maruyama with 100 steps from ``t = 1`` to ``1e-3`` (``spectraldiff.euler_maruyama_sampler``),
-  returning the noise-free mean of the last step, without gradients;
-* a residual reconstruction module on the sample, and ``L = L_task + 0.1 (L_rec + L_score)`` (the
-  trainer's ``β = 0.1``).
-
-Deviations, all forced by the shared ``mer`` interface:
-
-* **Space.** The reference diffuses the Conv1d-projected (encoded) features; here diffusion runs on
-  the standardised raw features ``(B, N, d_m)``, like every other recoverer, so recovery errors are
-  comparable across methods and do not depend on a moving encoder.
-* **Granularity.** The reference drops whole modalities per batch; the ``mer`` protocols drop
-  (utterance, modality) entries. The condition of modality ``m`` is every observed entry of the other
-  modalities in the conversation (masked cross-attention), and observed entries of ``m`` itself are
-  imposed during sampling at the current noise level (inpainting, exact at the end).
-* **Loss scale.** ``L_score`` and ``L_rec`` are means over entries rather than sums over a sequence,
-  so ``β = 0.1`` weighs them against a per-utterance task loss independently of ``N`` and ``d_m``.
-* **Training-time sampling.** The reference runs the full 100-step sampler in every training step to
-  feed the reconstruction module. ``train_steps`` sets the steps of that training-time sampler
-  (default 100, the reference; fewer steps make training cheaper and are reported as such).
+The method, what is faithful to the paper and its reference code, and every deviation:
+``docs/imder.md``.
 """
 
 from __future__ import annotations
@@ -43,7 +19,7 @@ from torch import Tensor, nn
 
 import spectraldiff as sd
 from mer.data.collate import ConversationBatch
-from mer.models.score_unet import ConditionalScoreUNet1d
+from mer.nn.score_unet import ConditionalScoreUNet1d
 from mer.recoverers.base import (
     Recoverer,
     Recovery,
@@ -105,7 +81,7 @@ class ResidualReconstruction(nn.Module):
 
 @register_recoverer("imder")
 class IMDer(Recoverer):
-    """Conditional score diffusion per modality + residual reconstruction (see the module docstring).
+    """Conditional score diffusion per modality + residual reconstruction (``docs/imder.md``).
 
     Parameters
     ----------

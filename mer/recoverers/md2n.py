@@ -1,55 +1,19 @@
 """MD2N: multi-stage duplex diffusion between an available and a missing modality.
 
-A discrete VP diffusion (``spectraldiff.VPSDE``, ``T`` steps) whose forward process starts at one
-modality and, during a *modality-transfer stage* ``(t1, t2]``, drifts to another, so that from ``t2`` on
-its marginal is exactly the VP marginal of the other modality. Reversed, the chain starts from the
-VP-noised **available** modality at ``t2`` and ends at the **missing** one. The schedule
-(:class:`TransferSchedule`) and its derivation are in ``docs/md2n.md``:
+A discrete VP diffusion (``spectraldiff.VPSDE``, ``T`` steps) whose forward process starts at the
+missing modality and, during a modality-transfer stage ``(t1, t2]``, drifts to the *available* one
+``a`` (a learned projection of the utterance's observed modalities), so from ``t2`` on its marginal is
+the VP marginal of ``a``:
 
 ``q(x_i | x_0, y_0) = N(√ᾱ_i x_0 + Φ_i (y_0 − x_0), (1 − ᾱ_i) I)``,  ``Φ_i = √ᾱ_i w_i``,
+``w_i = clip((i − t1) / (t2 − t1), 0, 1)`` (:class:`TransferSchedule`).
 
-with ``w_i = clip((i − t1) / (t2 − t1), 0, 1)``, realised step by step by
-``x_i = √α_i x_{i−1} + (Φ_i − √α_i Φ_{i−1}) (y_0 − x_0) + √β_i z``.
+Reversed from the VP-noised ``a`` at ``t2``, the chain ends at the missing modality ``(B, N, d_m)``; a
+decoder refines it. Contract: :class:`~mer.recoverers.base.Recoverer`; ``training_step`` returns
+``{"diffusion", "rec", "align"}``.
 
-Faithful to the paper's description:
-
-* VP diffusion with ``T = 1000`` discrete steps (``VPSDE(0.1, 20)``, i.e. DDPM's linear ``β`` from
-  1e-4 to 0.02) over three stages ``(0, t1]``, ``(t1, t2]``, ``(t2, T]`` with ``t1 = 200``,
-  ``t2 = 800``; the middle stage adds ``Φ(t)(x_0^m − x_0^a)`` to the forward process;
-* *duplex*: a denoising network per direction, every one trained whenever the ground truth of both
-  ends is available (always, in training, since the protocols drop entries artificially);
-* a decoder that refines the generated modality, trained with a reconstruction loss, and
-  ``L_total = L_task + γ L_rec``;
-* ``transfer=False`` is the one-stage ablation: plain VP diffusion of the missing modality from
-  ``N(0, I)`` at ``T``, conditioned on the available one.
-
-Choices and deviations (the paper's ``Φ`` and network details are in an unavailable supplement;
-the rest is forced by the shared ``mer`` interface):
-
-* **Φ.** Derived here so that the marginal variance is exactly the VP one at every step and the
-  marginal from ``t2`` on is exactly the VP marginal of the end modality (see ``docs/md2n.md``).
-* **Available modality under entry-level missingness.** ``M`` may be 2…4 and every (utterance,
-  modality) entry may be missing. For target modality ``m`` the "available modality" of utterance
-  ``i`` is ``a_i = P_m(mean_{k ≠ m observed at i} E_k(x_{i,k}))``: learned linear maps ``E_k`` into a
-  common width, the mean over what is observed, a learned linear map ``P_m`` into ``m``'s space.
-* **Duplex with M modalities.** One denoiser per *target* modality (``others → m``); for ``M = 2``
-  these are exactly the two networks ``a → m`` and ``m → a``. The chain used to recover ``m`` starts
-  (``t = 0``) at ``m`` and transfers to ``a``, so its reverse turns ``a`` into ``m``.
-* **Space.** Standardised raw features ``(B, N, d_m)`` like every recoverer (comparable recovery
-  errors); the denoiser also sees the observed entries of ``m`` in the same conversation (a
-  kernel-3 convolution over utterances) and availability flags.
-* **Parameterisation.** The denoiser predicts ``x̂_0`` (``x_0`` enters the posterior mean linearly,
-  as does ``Φ``); loss ``‖x̂_0 − x_0‖²`` on the dropped entries, steps ``i ~ U{1 … t2}`` (transfer:
-  the only steps the sampler evaluates it at) or ``U{1 … T}`` (no transfer).
-* **Sampling.** Ancestral steps with the exact posterior ``q(x_j | x_i, x̂_0, a)`` on an evenly
-  strided grid of ``sampling_steps`` (default 10) steps from ``t2`` (transfer) or ``T`` down to 0. Over
-  ``(t2, T]`` the marginal depends on ``a`` alone, so the reverse of that stage needs no network and
-  ends exactly on ``N(√ᾱ_{t2} a, (1 − ᾱ_{t2}) I)``: the sampler draws that directly.
-* **Loss.** The trainer minimises ``L_task + β (L_diff + L_rec + L_align)``: ``γ`` is the trainer's
-  ``β`` (0.1), and one weight covers the denoising loss ``L_diff``, the decoder's ``L_rec`` and
-  ``L_align = ‖a − x^m‖²`` (which trains the projection ``P_m``), all means over dropped entries.
-* **Training-time sampler.** Training feeds the decoder (and the task loss) with a
-  ``train_sampling_steps``-step sample (default 2, no gradient), inference uses ``sampling_steps``.
+The derivation of ``Φ``, how training and sampling use it, and what is faithful to the paper and
+what deviates: ``docs/md2n.md``.
 """
 
 from __future__ import annotations
@@ -195,7 +159,7 @@ class _Target:
 
 @register_recoverer("md2n")
 class MD2N(Recoverer):
-    """Multi-stage duplex diffusion recoverer (see the module docstring and ``docs/md2n.md``).
+    """Multi-stage duplex diffusion recoverer (``docs/md2n.md``).
 
     Parameters
     ----------
@@ -280,7 +244,7 @@ class MD2N(Recoverer):
     def _contexts(self, batch: ConversationBatch, observed: Tensor, targets: list[str]) -> dict[str, _Target]:
         """Per target ``m``: the available modality ``a = P_m(mean of E_k(x_k), k ≠ m observed)``."""
         seen = observed_only(batch, observed)
-        flags = (observed & batch.utterance_mask[:, :, None]).to(seen[self.modalities[0]].dtype)
+        flags = batch.observed_entries(observed).to(seen[self.modalities[0]].dtype)
         codes = torch.stack([self.encode[k](seen[k]) for k in self.modalities], dim=2)  # (B, N, M, h)
         codes = codes * flags[..., None]
         out = {}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor
 
 from mer.data.collate import ConversationBatch
 from mer.data.conversation import ConversationDataset
-from mer.recoverers.base import FeatureScaler, Recoverer, Recovery, merge_observed, register_recoverer
+from mer.nn.scaler import FeatureScaler, feature_statistics
+from mer.recoverers.base import Recoverer, Recovery, merge_observed, register_recoverer
 
 __all__ = ["MeanFill"]
 
@@ -32,10 +32,8 @@ class MeanFill(Recoverer):
 
     @torch.no_grad()
     def fit_statistics(self, train: ConversationDataset, scaler: FeatureScaler) -> None:
-        indices = train.splits.get("train") or list(range(len(train)))
-        for m in self.modalities:
-            raw = np.concatenate([train[i].features[m] for i in indices]).astype(np.float64)
-            mean = torch.from_numpy(raw.mean(axis=0)).to(scaler.mean(m))
+        for m, (raw_mean, _) in feature_statistics(train, self.modalities, "train").items():
+            mean = torch.from_numpy(raw_mean).to(scaler.mean(m))
             getattr(self, f"fill_{m}").copy_(scaler.transform(m, mean))
 
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:

@@ -1,78 +1,21 @@
 """RoHyDR: robust hybrid diffusion recovery (Jin et al., 2025, arXiv:2505.17501).
 
-Missing modalities are recovered at two levels. *Unimodal*: per modality a DDPM generator, conditioned
-on the available modalities, samples the missing features from Gaussian noise and a residual unimodal
-reconstructor refines the sample. *Multimodal*: a fusion network maps an utterance's modalities to a
-fused representation; a residual multimodal reconstructor corrects the recovered modalities so that the
-fused representation of the recovered input matches that of the complete input, against a
-discriminator that tells complete fused representations from recovered ones. Training is split into
-three stages per step, each with its own objective and parameters.
+Per modality a DDPM generator (:class:`ConditionalDenoiser`, learned variance, cosine
+:class:`~mer.nn.ddpm.DDPMSchedule`) samples the missing features ``(B, N, d_m)`` conditioned on the
+observed modalities, a residual unimodal reconstructor refines the sample, and a residual multimodal
+reconstructor corrects it against a discriminator on fused representations. Training runs three
+stages per step (``stages="multi"``, two of them with internal optimisers whose state travels in the
+state dict) or one combined loss (``stages="one"``).
 
-Faithful to the paper in:
+Contract: :class:`~mer.recoverers.base.Recoverer`; ``training_step`` returns ``{"generator", "fusion",
+"classifier"}``.
 
-* a DDPM generator per modality with a learned variance: the denoiser predicts the mean and an
-  interpolation ``v`` of the log-variance, ``log σ²_t = v log β_t + (1 − v) log β̃_t``, trained with
-  the hybrid loss ``L_HDDM = L_simple + λ_vlb L_vlb`` of improved DDPM (Nichol & Dhariwal 2021: cosine
-  schedule, stop-gradient on the mean inside ``L_vlb``, ``L_vlb = T · E_t[L_t]``, ``λ_vlb = 0.001``);
-* the denoiser is a conditional transformer: self-attention over the utterances of the target
-  modality, cross-attention to tokens of the available modalities;
-* a residual unimodal reconstructor ``x̃ = x̂ + R(x̂)``; stage 1 minimises
-  ``(L_HDDM + λ_g L_UR) / (1 + λ_g)``;
-* a discriminator (an MLP) on fused representations, updated first in stage 2 with its own optimiser
-  (binary cross-entropy, complete = real, recovered = fake); then stage 2 minimises
-  ``λ_al L_adv + (1 − λ_al) L_rec`` (non-saturating ``L_adv``; ``L_rec`` the reconstruction error of
-  the recovered fused representation, see below);
-* stage 3 minimises ``λ_c L_C1 + (1 − λ_c) L_C2``; defaults ``λ_g = 1``, ``λ_al = λ_c = 0.5``;
-* ``stages="one"`` is the paper's single-stage ablation: one combined loss (the same terms with the
-  same weights), one backward, one optimiser; the discriminator keeps its own update.
-
-Deviations, forced by the shared ``mer`` interface or by the benchmarks' small training budget:
-
-* **Prediction.** The common encoders, GCN fusion and head predict the label that ``L_task`` and every
-  metric use. RoHyDR's own fusion network and classifier only shape the recovery, so the multimodal
-  reconstructor works in **feature space**: it corrects the recovered (missing) entries from the whole
-  utterance, and its losses are measured on the fused representations of its output. (The paper
-  reconstructs the fused representation itself and classifies it.) Its ``L_rec`` therefore has a
-  semantic and a feature level: the squared distance of the recovered fused representation to the
-  complete one plus the squared error of the dropped features it outputs (without the second term
-  the reconstructor drifts along directions the fusion network ignores and raises the recovery error).
-* **Classifier losses.** ``L_C1`` is the task loss of the classifier on the fused representation of the
-  recovered input, ``L_C2`` on the fused representation of the complete input (the ground truth the
-  protocol dropped, available in training only). L1 for regression (the trainer's default task loss),
-  cross-entropy over ``max_classes`` logits for classification (the recoverer is built without the
-  number of classes; labels must be below ``max_classes``).
-* **Optimisation.** The trainer owns one Adam over all parameters and minimises
-  ``L_task + β Σ losses``. In ``stages="multi"`` the recoverer runs stage 1 (generators + unimodal
-  reconstructors) and stage 2 (discriminator, then multimodal reconstructor) itself inside
-  :meth:`RoHyDR.training_step`, each with its own Adam (learning rate ``lr``, the trainer's clipping
-  norm 1); their outputs are detached, so the common Adam never updates those parameters (Adam skips
-  parameters without a gradient). Stage 3 is the loss it returns: the trainer's step updates the fusion
-  network and the classifier (``β``-weighted) together with the common model on ``L_task``. Each
-  parameter belongs to exactly one stage. In ``stages="one"`` all three terms are returned undetached,
-  so one backward of the trainer's loss trains everything end to end with the trainer's Adam
-  (``L_task`` included, the stage terms weighted by the trainer's ``β`` like every recoverer's).
-  The internal optimisers' state is part of the module's state dict (``_extra_state``), so checkpoints
-  and resumption keep it.
-* **Space and granularity.** As for IMDer: diffusion runs on the standardised raw features
-  ``(B, N, d_m)``; entries are dropped per (utterance, modality), so the condition of modality ``m`` is
-  every observed entry of the other modalities in the conversation, and observed entries of ``m``
-  itself are imposed during sampling at the current noise level (inpainting, exact at the end).
-* **Mean parameterisation.** The denoiser predicts the clean features ``x̂_0`` (improved DDPM's
-  ``predict_xstart`` option) rather than the noise, and ``L_simple = ‖x̂_0 − x_0‖²`` (the ε-loss up to
-  the per-step weight ``ᾱ_t/(1 − ᾱ_t)``). With the few hundred steps a benchmark run trains, an
-  ε-network's error is amplified by ``1/√ᾱ_t`` (≈ 10³ at the noisiest cosine step) into garbage
-  samples, while an untrained ``x̂_0``-network (zero output layer) starts at the training mean.
-* **Steps and decoder.** ``timesteps`` (50) training steps instead of 1000; sampling respaces them to
-  ``sample_steps`` (10) as improved DDPM does. During training the recovery that feeds the
-  reconstructors and the task loss comes from a cheaper ``train_sample_steps`` (4) sampler, without
-  gradients. ``L_0`` is the continuous Gaussian negative log-likelihood (features are not pixels) and
-  ``L_vlb`` is in nats.
+The method, what is faithful to the paper and every deviation: ``docs/rohydr.md``.
 """
 
 from __future__ import annotations
 
 import io
-import math
 from contextlib import contextmanager, nullcontext
 from typing import Iterator
 
@@ -80,10 +23,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mer.data.collate import CLASSIFICATION_PAD_LABEL, ConversationBatch
-from mer.models.encoders import sinusoidal_positions
-from mer.models.score_unet import CrossAttention
-from mer.models.sequence_conv import SequenceConv
+from mer.data.collate import ConversationBatch
+from mer.nn.attention import CrossAttention, SelfAttention
+from mer.nn.ddpm import DDPMSchedule, gaussian_nll, normal_kl
+from mer.nn.positions import sinusoidal_positions
+from mer.nn.sequence_conv import SequenceConv
+from mer.nn.task_loss import task_loss
 from mer.recoverers.base import (
     Recoverer,
     Recovery,
@@ -93,7 +38,7 @@ from mer.recoverers.base import (
     register_recoverer,
 )
 
-__all__ = ["RoHyDR", "DDPMSchedule", "ConditionalDenoiser", "STAGES"]
+__all__ = ["RoHyDR", "ConditionalDenoiser", "STAGES"]
 
 #: Values of RoHyDR's ``stages`` setting.
 STAGES = ("multi", "one")
@@ -102,100 +47,7 @@ STAGES = ("multi", "one")
 _GRAD_CLIP = 1.0
 
 
-# ------------------------------------------------------------------------------ the process
-class DDPMSchedule:
-    """A discrete DDPM forward process, its posterior and the learned-variance parameterisation.
-
-    ``q(x_t | x_0) = N(√ᾱ_t x_0, (1 − ᾱ_t) I)``, ``β_t = 1 − ᾱ_t / ᾱ_{t−1}`` (``ᾱ_{−1} = 1``);
-    ``q(x_{t−1} | x_t, x_0) = N(μ̃_t, β̃_t I)`` with ``μ̃_t = β_t √ᾱ_{t−1}/(1 − ᾱ_t) x_0 +
-    (1 − ᾱ_{t−1}) √(1 − β_t)/(1 − ᾱ_t) x_t`` and ``β̃_t = β_t (1 − ᾱ_{t−1})/(1 − ᾱ_t)``;
-    the model's variance ``log σ²_t = v log β_t + (1 − v) log β̃_t`` (``log β̃_0`` clipped to
-    ``log β̃_1``, as in improved DDPM).
-
-    Parameters
-    ----------
-    alphas_cumprod : Tensor
-        ``(K,)`` decreasing ``ᾱ`` in ``(0, 1]``.
-    timesteps : Tensor, optional
-        ``(K,)`` long: the network's time index of each step (a respaced schedule keeps the original
-        indices). Default ``0 … K−1``.
-
-    Shapes: ``t`` ``(B,)`` long step indices into this schedule; ``x`` ``(B, N, d)``.
-    """
-
-    def __init__(self, alphas_cumprod: Tensor, timesteps: Tensor | None = None) -> None:
-        ac = alphas_cumprod.double()
-        prev = torch.cat([ac.new_ones(1), ac[:-1]])
-        self.alphas_cumprod, self.alphas_cumprod_prev = ac, prev
-        self.betas = 1.0 - ac / prev
-        self.timesteps = torch.arange(len(ac)) if timesteps is None else timesteps.long()
-        var = self.betas * (1.0 - prev) / (1.0 - ac)
-        self.posterior_log_variance = torch.log(torch.cat([var[1:2], var[1:]]) if len(ac) > 1 else self.betas)
-        self.coef_x0 = self.betas * prev.sqrt() / (1.0 - ac)
-        self.coef_xt = (1.0 - prev) * (1.0 - self.betas).sqrt() / (1.0 - ac)
-
-    @classmethod
-    def cosine(cls, steps: int, s: float = 0.008) -> "DDPMSchedule":
-        """``ᾱ_t = f(t + 1)/f(0)``, ``f(t) = cos²((t/T + s)/(1 + s) · π/2)``, ``β_t ≤ 0.999``."""
-        f = torch.cos((torch.arange(steps + 1, dtype=torch.float64) / steps + s) / (1 + s) * math.pi / 2) ** 2
-        betas = (1.0 - f[1:] / f[:-1]).clamp(max=0.999)
-        return cls(torch.cumprod(1.0 - betas, 0))
-
-    def __len__(self) -> int:
-        return len(self.alphas_cumprod)
-
-    def respaced(self, steps: int) -> "DDPMSchedule":
-        """The schedule over ``steps`` evenly spaced timesteps (the last one always kept)."""
-        keep = torch.linspace(len(self) - 1, 0, steps, dtype=torch.float64).round().long().flip(0)
-        return DDPMSchedule(self.alphas_cumprod[keep], self.timesteps[keep])
-
-    @staticmethod
-    def _at(values: Tensor, t: Tensor, like: Tensor) -> Tensor:
-        return values.to(like.device)[t].to(like.dtype)[:, None, None]
-
-    def q_sample(self, x0: Tensor, t: Tensor, noise: Tensor) -> Tensor:
-        ac = self._at(self.alphas_cumprod, t, x0)
-        return ac.sqrt() * x0 + (1.0 - ac).sqrt() * noise
-
-    def posterior(self, x0: Tensor, x_t: Tensor, t: Tensor) -> tuple[Tensor, Tensor]:
-        """``(μ̃_t, log β̃_t)``, each broadcastable to ``x_t``."""
-        mean = self._at(self.coef_x0, t, x_t) * x0 + self._at(self.coef_xt, t, x_t) * x_t
-        return mean, self._at(self.posterior_log_variance, t, x_t)
-
-    def model_log_variance(self, frac: Tensor, t: Tensor) -> Tensor:
-        """``frac log β_t + (1 − frac) log β̃_t`` for ``frac`` ``(B, N, d)``."""
-        log_beta = self._at(self.betas.log(), t, frac)
-        return frac * log_beta + (1.0 - frac) * self._at(self.posterior_log_variance, t, frac)
-
-
-def _normal_kl(mean1: Tensor, logvar1: Tensor, mean2: Tensor, logvar2: Tensor) -> Tensor:
-    """``KL(N(mean1, e^{logvar1}) ‖ N(mean2, e^{logvar2}))`` elementwise, in nats."""
-    return 0.5 * (-1.0 + logvar2 - logvar1 + torch.exp(logvar1 - logvar2)
-                  + (mean1 - mean2).pow(2) * torch.exp(-logvar2))
-
-
-def _gaussian_nll(x: Tensor, mean: Tensor, logvar: Tensor) -> Tensor:
-    return 0.5 * (math.log(2 * math.pi) + logvar + (x - mean).pow(2) * torch.exp(-logvar))
-
-
 # ------------------------------------------------------------------------------ the networks
-class _SelfAttention(nn.Module):
-    """``h ← h + W_o MHA(LN h)`` over the real utterances of each conversation."""
-
-    def __init__(self, width: int, heads: int) -> None:
-        super().__init__()
-        self.heads = heads
-        self.norm = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.o = nn.Linear(width, width)
-
-    def forward(self, h: Tensor, mask: Tensor) -> Tensor:
-        B, N, C = h.shape
-        q, k, v = self.qkv(self.norm(h)).view(B, N, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[:, None, None, :])
-        return h + self.o(out.transpose(1, 2).reshape(B, N, C))
-
-
 class ConditionalDenoiser(nn.Module):
     """``(x̂_0, v) = f_θ(x_t, t | c)`` for one modality: a transformer over its utterance sequence.
 
@@ -240,7 +92,7 @@ class ConditionalDenoiser(nn.Module):
         self.token_modality = nn.Parameter(torch.randn(len(condition_dims), width) * 0.02)
         self.blocks = nn.ModuleList(
             nn.ModuleDict({
-                "self": _SelfAttention(width, heads),
+                "self": SelfAttention(width, heads),
                 "cross": CrossAttention(width, width, heads),
                 "ffn": nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 2 * width), nn.SiLU(),
                                      nn.Linear(2 * width, width)),
@@ -319,7 +171,7 @@ def _frozen(module: nn.Module) -> Iterator[None]:
 # ------------------------------------------------------------------------------ the recoverer
 @register_recoverer("rohydr")
 class RoHyDR(Recoverer):
-    """Hybrid diffusion + adversarial fusion recovery with staged optimisation (module docstring).
+    """Hybrid diffusion + adversarial fusion recovery with staged optimisation (``docs/rohydr.md``).
 
     Parameters
     ----------
@@ -481,8 +333,8 @@ class RoHyDR(Recoverer):
             mean, _ = sched.posterior(x0_hat.detach(), x_t, t)
             logvar = sched.model_log_variance(frac, t)
             true_mean, true_logvar = sched.posterior(x0, x_t, t)
-            kl = _normal_kl(true_mean, true_logvar, mean, logvar).mean(-1)
-            nll = _gaussian_nll(x0, mean, logvar).mean(-1)
+            kl = normal_kl(true_mean, true_logvar, mean, logvar).mean(-1)
+            nll = gaussian_nll(x0, mean, logvar).mean(-1)
             vlb = torch.where((t == 0)[:, None], nll, kl)[mask].mean()
             total = total + simple + self.vlb_weight * T * vlb
         return total
@@ -524,7 +376,7 @@ class RoHyDR(Recoverer):
                     features: dict[str, Tensor]) -> dict[str, Tensor]:
         """Merged features after the multimodal reconstructor (only unobserved entries change)."""
         x = torch.cat([features[m] for m in self.modalities], dim=-1)
-        y = self.multimodal(x, observed.to(x.dtype))
+        y = self.multimodal(x, batch.observed_entries(observed).to(x.dtype))
         split = torch.split(y, [self.feature_dims[m] for m in self.modalities], dim=-1)
         return merge_observed(batch, observed, dict(zip(self.modalities, split)))
 
@@ -550,8 +402,8 @@ class RoHyDR(Recoverer):
             top = int(labels[batch.utterance_mask].max()) if bool(batch.utterance_mask.any()) else 0
             if top >= self.max_classes:
                 raise ValueError(f"label {top} needs max_classes > {top}; got max_classes={self.max_classes}")
-            return F.cross_entropy(out.flatten(0, 1), labels.flatten(), ignore_index=CLASSIFICATION_PAD_LABEL)
-        return (out[..., 0] - batch.labels)[batch.utterance_mask].abs().mean()
+            return task_loss(out, labels, batch.utterance_mask, "classification")
+        return task_loss(out[..., 0], batch.labels, batch.utterance_mask, "regression", "l1")
 
     # ------------------------------------------------------------------------ the interface
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
@@ -565,7 +417,7 @@ class RoHyDR(Recoverer):
                         extras={f"sample_{m}": s for m, s in samples.items()})
 
     def training_step(self, batch: ConversationBatch, observed: Tensor):
-        """The three stages on one batch (see the module docstring for who updates what)."""
+        """The three stages on one batch (``docs/rohydr.md``, "Optimisation", says who updates what)."""
         multi = self.stages == "multi"
         targets = self.modalities_to_recover(batch, observed)
         zero = batch.features[self.modalities[0]].new_zeros(())
@@ -585,7 +437,7 @@ class RoHyDR(Recoverer):
 
         # Stage 2: the discriminator, then the multimodal reconstructor against it.
         recovered = self._multimodal(batch, observed, unimodal)
-        partial = batch.utterance_mask & ~observed.all(-1)
+        partial = batch.missing_entries(observed).any(-1)
         disc = adv = rec = zero
         if bool(partial.any()):
             with _frozen(self.fusion) if multi else nullcontext():

@@ -7,7 +7,8 @@ from torch import Tensor
 
 from mer.data.collate import ConversationBatch
 from mer.data.conversation import ConversationDataset
-from mer.recoverers.base import FeatureScaler, Recoverer, Recovery, merge_observed, register_recoverer
+from mer.nn.scaler import FeatureScaler
+from mer.recoverers.base import Recoverer, Recovery, merge_observed, register_recoverer
 
 __all__ = ["ZeroFill"]
 

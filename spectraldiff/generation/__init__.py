@@ -5,10 +5,12 @@
   thresholded at 0.5.
 * :class:`AdjacencyGenerator` — score-based diffusion on the adjacency entries themselves.
 * :func:`run_generation` — train, sample as many graphs as the test set, score with the four MMDs
-  (:mod:`spectraldiff.metrics`) and write ``metrics.json``, ``samples.png``, ``samples.pkl``.
+  (:mod:`.metrics`) and write ``metrics.json``, ``samples.png``, ``samples.pkl``.
 * ``python -m spectraldiff generate ...`` — the same from the command line.
 
-Models are registered by name (``get_model("spectral")``); configs are :class:`GenerationConfig`.
+Models are registered by name in :mod:`.models` (``get_model("spectral", config)``); configs are
+:class:`GenerationConfig`. Evaluation lives here too: :mod:`.metrics` (MMDs), :mod:`.orbits` (graphlet
+orbit counts), :mod:`.novelty`, and the graph sets in :mod:`.datasets`.
 """
 
 import importlib
@@ -19,9 +21,9 @@ _EXPORTS = {
     "GenerationConfig": ".config",
     "GraphGenerator": ".generator",
     "NodeCountSampler": ".generator",
-    "register_model": ".generator",
-    "get_model": ".generator",
-    "available_models": ".generator",
+    "register_model": ".models",
+    "get_model": ".models",
+    "available_models": ".models",
     "SpectralGenerator": ".spectral",
     "nearest_spectrum_rmse": ".spectral",
     "AdjacencyGenerator": ".adjacency",

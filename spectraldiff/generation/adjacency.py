@@ -17,12 +17,12 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from ..linalg import node_mask
+from ..eigh import node_mask
 from ..losses import dsm_loss
 from ..score_networks import NoiseToScore, TimeEmbedding
 from .config import GenerationConfig
 from .dense import graphs_to_dense
-from .generator import GraphGenerator, register_model
+from .generator import GraphGenerator
 
 __all__ = ["AdjacencyScoreNet", "AdjacencyGenerator", "pair_mask"]
 
@@ -109,7 +109,7 @@ class AdjacencyGenerator(GraphGenerator):
 
     Example
     -------
-    >>> from spectraldiff.graph_datasets import community_small
+    >>> from spectraldiff.generation.datasets import community_small
     >>> model = AdjacencyGenerator(GenerationConfig(model="adjacency", epochs=2, steps=10, hidden_dim=16, num_layers=1))
     >>> _ = model.fit(community_small(16, seed=0))
     >>> len(model.sample(3))
@@ -155,6 +155,3 @@ class AdjacencyGenerator(GraphGenerator):
             A = network.dense((x + 1.0) / 2.0 * pairs.to(x.dtype))
             parts.append({"adjacency": A, "sizes": sizes, "sources": sources})
         return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
-
-
-register_model("adjacency", AdjacencyGenerator)

@@ -5,8 +5,9 @@ Example::
     python -m spectraldiff generate --dataset community_small --model spectral \\
         --epochs 200 --steps 100 --seed 0 --out runs/cs_spectral
 
-Data: ``--graphs PATH`` (a ``.json`` edge-list file, a ``.pkl`` list of ``networkx.Graph`` — which
-executes pickle, so only pass files you trust — or a folder of edge lists); without it, the published
+Data: ``--graphs PATH`` (a ``.json`` edge-list file, a ``.pkl`` list of ``networkx.Graph`` — read
+by the restricted unpickler, which refuses anything but graphs, containers and NumPy values unless
+``--trust-pickle`` is given — or a folder of edge lists); without it, the published
 set ``../shared/data/graphs/<dataset>.json`` next to the repository when present, else the package
 generator for ``--dataset`` (100 graphs, data seed 0), and the command says which. The published
 split is used: the first 20% of the graphs are the test set.
@@ -30,7 +31,7 @@ from .config import NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
 __all__ = ["add_arguments", "run", "load_dataset", "default_hidden_dim", "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
 
 # Listed here so that building the parser imports no networkx; a test keeps them equal to the registries
-# (spectraldiff.graph_datasets.available_generators, spectraldiff.generation.available_models).
+# (spectraldiff.generation.datasets.available_generators, spectraldiff.generation.available_models).
 DATASETS = ("community_small", "grid")
 MODELS = ("adjacency", "spectral")
 
@@ -50,12 +51,16 @@ def default_hidden_dim(model: str, spectral_network: str = "mlp") -> int:
 FALLBACK_NUM_GRAPHS = 100
 
 
-def load_dataset(dataset: str, graphs_path: str | None = None) -> tuple[list, str]:
-    """Graphs for a run and a sentence saying where they came from."""
-    from ..graph_datasets import get_generator, load_graphs, published_graphs_path
+def load_dataset(dataset: str, graphs_path: str | None = None, *, trust_pickle: bool = False) -> tuple[list, str]:
+    """Graphs for a run and a sentence saying where they came from.
+
+    ``trust_pickle`` lets a ``.pkl`` at ``graphs_path`` load with plain ``pickle.load`` (runs code from
+    the file); without it the restricted unpickler reads it.
+    """
+    from .datasets import get_generator, load_graphs, published_graphs_path
 
     if graphs_path is not None:
-        return load_graphs(graphs_path), f"user graphs from {graphs_path}"
+        return load_graphs(graphs_path, trust_pickle=trust_pickle), f"user graphs from {graphs_path}"
     published = published_graphs_path(dataset)
     if published is not None:
         return load_graphs(published), f"published {dataset} set from {published}"
@@ -69,8 +74,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset,
                         help="graph family (labels the run; the data when --graphs is not given)")
     parser.add_argument("--graphs", metavar="PATH", default=None,
-                        help="graphs to use: .json edge lists, .pkl list of networkx graphs (executes pickle: "
-                             "trusted files only) or a folder of edge-list files")
+                        help="graphs to use: .json edge lists, .pkl list of networkx graphs (read by a "
+                             "restricted unpickler) or a folder of edge-list files")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="load a --graphs .pkl with plain pickle: only for files you trust, it lets the "
+                             "file run code")
     parser.add_argument("--model", choices=MODELS, default=defaults.model)
     parser.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training graphs")
     parser.add_argument("--steps", type=int, default=defaults.steps, help="reverse-diffusion sampling steps")
@@ -98,7 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        from ..graph_datasets import split_graphs
+        from .datasets import split_graphs
         from .pipeline import run_generation
     except ImportError as error:
         raise SystemExit(f"the generate command needs networkx, scipy and matplotlib ({error}); "
@@ -113,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         corrector=args.corrector, num_samples=args.num_samples, node_counts=args.node_counts,
         sample_batch_size=args.sample_batch_size,
     )
-    graphs, source = load_dataset(args.dataset, args.graphs)
+    graphs, source = load_dataset(args.dataset, args.graphs, trust_pickle=args.trust_pickle)
     print(f"data: {source}")
     train, test = split_graphs(graphs)
     print(f"split: {len(train)} training graphs, {len(test)} test graphs (the first {len(test)})")

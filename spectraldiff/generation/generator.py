@@ -1,4 +1,4 @@
-"""The interface every graph generator implements, its training loop, and the model registry."""
+"""The interface every graph generator implements and its training loop (the registry is in :mod:`.models`)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from ..sde import SDE, get_sde
 from .config import GenerationConfig
 from .dense import dense_to_graphs
 
-__all__ = ["NodeCountSampler", "GraphGenerator", "register_model", "get_model", "available_models"]
+__all__ = ["NodeCountSampler", "GraphGenerator"]
 
 
 class NodeCountSampler:
@@ -188,31 +188,3 @@ class GraphGenerator:
         else:
             for start in starts:
                 yield self.node_counts.sample(min(size, num_graphs - start), generator)
-
-
-_MODELS: dict[str, Callable[[GenerationConfig], GraphGenerator]] = {}
-
-
-def register_model(name: str, factory: Callable[[GenerationConfig], GraphGenerator]) -> None:
-    """Register a generator class under ``name``; a duplicate name is an error."""
-    if name in _MODELS:
-        raise ValueError(f"generation model {name!r} is already registered")
-    _MODELS[name] = factory
-
-
-def _load_builtin_models() -> None:
-    # The built-in models register themselves when their modules are imported.
-    from . import adjacency, spectral  # noqa: F401
-
-
-def available_models() -> list[str]:
-    _load_builtin_models()
-    return sorted(_MODELS)
-
-
-def get_model(name: str, config: GenerationConfig) -> GraphGenerator:
-    """Build the registered generator ``name`` from ``config``; unknown names list the valid ones."""
-    _load_builtin_models()
-    if name not in _MODELS:
-        raise ValueError(f"unknown generation model {name!r}; choose one of {available_models()}")
-    return _MODELS[name](config)

@@ -12,10 +12,11 @@ from typing import Sequence
 import networkx as nx
 import torch
 
-from ..metrics import evaluate_graphs
-from ..novelty import fraction_novel, fraction_unique
 from .config import GenerationConfig
-from .generator import GraphGenerator, get_model
+from .generator import GraphGenerator
+from .metrics import evaluate_graphs
+from .models import get_model
+from .novelty import fraction_novel, fraction_unique
 from .plotting import draw_samples
 
 __all__ = ["run_generation", "train_model", "evaluate_model", "time_sampling", "METRIC_KEYS"]
@@ -107,7 +108,7 @@ def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], t
 
     Returns the metrics dict; with ``out_dir`` also writes there ``metrics.json`` (the four MMDs,
     ``average`` of degree/clustering/orbit, ``sampling_seconds_per_graph``, ``training_seconds``,
-    ``novel`` and ``unique`` (:mod:`spectraldiff.novelty`) and a description of the run),
+    ``novel`` and ``unique`` (:mod:`spectraldiff.generation.novelty`) and a description of the run),
     ``config.json``, ``samples.png`` and ``samples.pkl`` (the generated ``networkx`` graphs, a pickled
     list).
     """

@@ -22,12 +22,12 @@ import networkx as nx
 import torch
 from torch import Tensor, nn
 
-from ..linalg import batched_eigh, node_mask
+from ..eigh import batched_eigh, node_mask
 from ..losses import dsm_loss
 from ..score_networks import EigenvalueScoreNet, NoiseToScore, SpectrumMLPScoreNet
 from .config import GenerationConfig
 from .dense import graphs_to_dense
-from .generator import GraphGenerator, register_model
+from .generator import GraphGenerator
 
 __all__ = ["SpectralGenerator", "nearest_spectrum_rmse"]
 
@@ -48,7 +48,7 @@ class SpectralGenerator(GraphGenerator):
 
     Example
     -------
-    >>> from spectraldiff.graph_datasets import community_small
+    >>> from spectraldiff.generation.datasets import community_small
     >>> model = SpectralGenerator(GenerationConfig(epochs=2, steps=10, hidden_dim=16, num_layers=1))
     >>> _ = model.fit(community_small(16, seed=0))
     >>> len(model.sample(3))
@@ -136,5 +136,3 @@ def nearest_spectrum_rmse(eigenvalues: Tensor, sizes: Tensor, reference: Tensor,
     if exclude_self:
         squared.fill_diagonal_(float("inf"))
     return squared.min(dim=1).values.sqrt()
-
-register_model("spectral", SpectralGenerator)

@@ -9,10 +9,12 @@ import pytest
 
 import mer
 import mer.benchmark as bench
-import mer.training.trainer as trainer
-from mer.config import Protocol, RunConfig
+import mer.benchmark.run as bench_run
+import mer.training.evaluation as evaluation
+from mer.config import RunConfig
 from mer.data import pattern_masks, synthetic_conversations
-from mer.training.masks import mixed_masks, protocol_masks
+from mer.data.protocol import MissingProtocol
+from mer.data.protocol import mixed_masks, protocol_masks
 
 TINY = {
     "model": {"dim": 8, "head_hidden": 8, "gcn_layers": 1},
@@ -32,7 +34,7 @@ def large():
 
 
 def _mixed():
-    return Protocol(kind="mixed", mixture=MIXTURE)
+    return MissingProtocol(kind="mixed", mixture=MIXTURE)
 
 
 def _same(a, b):
@@ -43,19 +45,19 @@ def _same(a, b):
 def count_train(monkeypatch):
     """Wraps the benchmark's ``train``; the list holds the config of every call."""
     calls = []
-    real = bench.train
+    real = bench_run.train
 
     def counting(dataset, *args, **kwargs):
         calls.append(kwargs["config"])
         return real(dataset, *args, **kwargs)
 
-    monkeypatch.setattr(bench, "train", counting)
+    monkeypatch.setattr(bench_run, "train", counting)
     return calls
 
 
 # ------------------------------------------------------------------------------ the protocol
 def test_mixed_protocol_round_trips_through_json_and_yaml_and_parses_from_a_dict(tmp_path):
-    cfg = RunConfig(protocol=Protocol.parse({"kind": "mixed", "mixture": [0.3, ["t", "a"]]}), seed=4)
+    cfg = RunConfig(protocol=MissingProtocol.parse({"kind": "mixed", "mixture": [0.3, ["t", "a"]]}), seed=4)
     assert cfg.protocol.mixture == (0.3, ("t", "a")) and cfg.protocol.condition == "mixed"
     cfg.to_json(tmp_path / "c.json")
     cfg.to_yaml(tmp_path / "c.yaml")
@@ -74,7 +76,7 @@ def test_mixed_protocol_round_trips_through_json_and_yaml_and_parses_from_a_dict
 ])
 def test_a_bad_mixture_is_rejected_naming_the_offending_entry(mixture, message):
     with pytest.raises(ValueError, match=message):
-        Protocol.parse({"kind": "mixed", "mixture": mixture}, ["t", "a", "v"])
+        MissingProtocol.parse({"kind": "mixed", "mixture": mixture}, ["t", "a", "v"])
 
 
 # --------------------------------------------------------------------------------- the masks
@@ -123,7 +125,7 @@ def test_shared_training_trains_once_per_seed_and_recoverer_and_tests_on_per_con
     """Both training modes of a "both" benchmark see the same test masks for every condition."""
     seen = {}  # (mode, seed, recoverer, condition) → the test masks handed to evaluate_model
     current = {}
-    real_evaluate, real_evaluate_model = trainer.TrainedModel.evaluate, trainer.evaluate_model
+    real_evaluate, real_evaluate_model = evaluation.TrainedModel.evaluate, evaluation.evaluate_model
 
     def evaluate(self, dataset, split="test", masks=None, **kw):
         condition = (self.config.protocol if masks is None else masks).condition
@@ -139,8 +141,8 @@ def test_shared_training_trains_once_per_seed_and_recoverer_and_tests_on_per_con
             seen["shared" if mode == "mixed" else "per_condition", *rest] = [np.array(m) for m in masks]
         return real_evaluate_model(model, conversations, masks, **kw)
 
-    monkeypatch.setattr(trainer.TrainedModel, "evaluate", evaluate)
-    monkeypatch.setattr(trainer, "evaluate_model", evaluate_model)
+    monkeypatch.setattr(evaluation.TrainedModel, "evaluate", evaluate)
+    monkeypatch.setattr(evaluation, "evaluate_model", evaluate_model)
     kwargs = dict(recoverers=["zero", "mean"], protocol="both", missing_rates=[0.5],
                   patterns=[("t",), ("t", "a")], seeds=[7], config=TINY)
     rows = {}
@@ -170,7 +172,7 @@ def test_shared_training_trains_once_per_seed_and_recoverer_and_tests_on_per_con
         assert _same(masks, shared_masks[key]), key
     test_part = tiny.split("test")
     assert _same(shared_masks[7, "zero", "{t}"], pattern_masks(test_part, ("t",)))
-    assert _same(shared_masks[7, "zero", "0.5"], protocol_masks(tiny, Protocol(missing_rate=0.5), "test", 7))
+    assert _same(shared_masks[7, "zero", "0.5"], protocol_masks(tiny, MissingProtocol(missing_rate=0.5), "test", 7))
 
 
 def test_both_protocols_write_a_table_section_each_and_plot_only_the_rates(tiny, tmp_path, monkeypatch):

@@ -108,3 +108,22 @@ def test_bad_batches_are_rejected(dataset):
     other = synthetic_conversations(seed=0, num_conversations=2, task="classification")[0]
     with pytest.raises(ValueError, match="label type"):
         collate_conversations([conv, other])
+
+
+def test_observed_entries_read_the_given_mask_and_never_count_padding(dataset):
+    convs = [dataset[i] for i in range(4)]
+    batch = collate_conversations(convs, random_missing(dataset, 0.4, seed=3)[:4])
+    real = batch.utterance_mask[:, :, None]
+    # Default: the collated availability, which is False on padding.
+    assert torch.equal(batch.observed_entries(), batch.availability)
+    assert torch.equal(batch.missing_entries(), real & ~batch.availability)
+    assert torch.equal(batch.missing(), batch.missing_entries())
+    # Another observation mask, True everywhere (padding included): padding still is neither.
+    everything = torch.ones_like(batch.availability)
+    assert torch.equal(batch.observed_entries(everything), real.expand_as(everything))
+    assert not batch.missing_entries(everything).any()
+    seen = batch.observed_features(everything)
+    for k, m in enumerate(batch.modalities):
+        assert torch.equal(seen[m], batch.features[m])
+        hidden = batch.observed_features()[m]
+        assert not hidden[~batch.availability[:, :, k]].any()

@@ -20,7 +20,7 @@ from mer.graph import (
     structure_adjacency,
     utterance_modality_graph,
 )
-from spectraldiff.linalg import batched_eigh
+from spectraldiff import batched_eigh
 
 
 def _edges(g):

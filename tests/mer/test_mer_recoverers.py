@@ -153,7 +153,7 @@ def test_registry_rejects_duplicates_and_unknown_names_list_the_valid_ones():
         @register_recoverer("zero")
         class Another(Recoverer):
             pass
-    with pytest.raises(ValueError, match="available: .*mean.*zero"):
+    with pytest.raises(ValueError, match="choose one of .*mean.*zero"):
         build_recoverer("nope", ["t", "a"], {"t": 2, "a": 2})
     with pytest.raises(ValueError, match="unknown settings \\['widht'\\]"):
         build_recoverer("autoencoder", ["t", "a"], {"t": 2, "a": 2}, widht=3)

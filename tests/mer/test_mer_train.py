@@ -9,7 +9,7 @@ import torch
 import yaml
 
 import mer
-from mer.config import Protocol, RunConfig
+from mer.config import MissingProtocol, RunConfig
 from mer.data import ConversationDataset, split_masks, synthetic_conversations
 from mer.training import TrainedModel, load_checkpoint
 
@@ -50,7 +50,7 @@ def test_evaluate_returns_the_metric_keys_and_recovery_mse(dataset):
     explicit = trained.evaluate(dataset, "test", list(split_masks(dataset, "test", 0.5, seed=0)))
     assert explicit == metrics
     # Nothing dropped: the recovery error is undefined, not zero.
-    assert np.isnan(trained.evaluate(dataset, "test", Protocol(kind="none"))["recovery_mse"])
+    assert np.isnan(trained.evaluate(dataset, "test", MissingProtocol(kind="none"))["recovery_mse"])
     assert trained.evaluate(dataset, "test", ("t",))["recovery_mse"] > 0
 
 
@@ -149,7 +149,7 @@ def test_a_run_writes_config_seed_metrics_and_checkpoints_atomically(dataset, tm
 
 def test_run_config_round_trips_through_json_and_yaml(tmp_path):
     cfg = RunConfig(recoverer="imder", recoverer_kwargs={"steps": 7, "channels": [8, 16]},
-                    protocol=Protocol("fixed", pattern=("t", "v")), seed=11)
+                    protocol=MissingProtocol("fixed", pattern=("t", "v")), seed=11)
     cfg.model.kernel_sizes = {"t": 3, "a": 1, "v": 5}
     cfg.model.graph.past = 4
     cfg.to_json(tmp_path / "c.json")
@@ -162,7 +162,8 @@ def test_run_config_round_trips_through_json_and_yaml(tmp_path):
 
 
 def test_bad_inputs_raise_clear_errors(dataset):
-    with pytest.raises(ValueError, match="available: "):
+    # The error lists the valid names (the recoverer registry's wording).
+    with pytest.raises(ValueError, match="unknown recoverer 'nope'.*'zero'"):
         mer.train(dataset, recoverer="nope", masks=0.3, config=_config())
     with pytest.raises(ValueError, match="outside \\[0, \\(M-1\\)/M"):
         mer.train(dataset, recoverer="zero", masks=0.7, config=_config())

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from spectraldiff.cupy_eigh import CUPY_INSTALL_HINT, _import_cupy, cupy_available
-from spectraldiff.jacobi import _Schedule, default_tolerance, jacobi_decompose, jacobi_eigh
-from spectraldiff.linalg import batched_eigh
+from spectraldiff.eigh.cupy import CUPY_INSTALL_HINT, _import_cupy, cupy_available
+from spectraldiff.eigh.jacobi import _Schedule, default_tolerance, jacobi_decompose, jacobi_eigh
+from spectraldiff.eigh import batched_eigh
 
 # Stated tolerances, relative to max(1, max |λ|) of each graph: every backend must meet them.
 EIGVAL_TOL = {torch.float64: 1e-12, torch.float32: 1e-5}

@@ -22,8 +22,8 @@ from spectraldiff.generation import (
     graphs_to_dense,
 )
 from spectraldiff.generation import cli as generate_cli
-from spectraldiff.graph_datasets import available_generators, community_small, save_json_graphs
-from spectraldiff.linalg import batched_eigh
+from spectraldiff.generation.datasets import available_generators, community_small, save_json_graphs
+from spectraldiff.eigh import batched_eigh
 
 TINY = dict(hidden_dim=16, num_layers=1, batch_size=8, steps=8, ema_decay=0.0)
 
@@ -241,7 +241,23 @@ def test_generate_command_passes_the_node_count_scheme_and_network_to_the_run(tm
 
 
 def test_dataset_fallback_uses_the_generator_and_says_so(monkeypatch):
-    monkeypatch.setattr("spectraldiff.graph_datasets.published_graphs_path", lambda name: None)
+    monkeypatch.setattr("spectraldiff.generation.datasets.published_graphs_path", lambda name: None)
     graphs, source = generate_cli.load_dataset("grid")
     assert len(graphs) == generate_cli.FALLBACK_NUM_GRAPHS
     assert "not found" in source and "package generator" in source
+
+
+def test_generate_reads_graph_pickles_restricted_unless_trust_pickle_is_given(tmp_path):
+    from spectraldiff.cli import build_parser
+    from spectraldiff.safe_pickle import UnsafePickleError
+
+    pkl = tmp_path / "graphs.pkl"
+    pkl.write_bytes(pickle.dumps([nx.path_graph(4), Counter("code")]))
+    with pytest.raises(UnsafePickleError, match="collections.Counter"):
+        generate_cli.load_dataset("community_small", str(pkl))
+    with pytest.raises(ValueError, match="graph 1"):  # trusted: loaded, then validated as graphs
+        generate_cli.load_dataset("community_small", str(pkl), trust_pickle=True)
+
+    parser = build_parser()
+    assert parser.parse_args(["generate", "--out", "x"]).trust_pickle is False
+    assert parser.parse_args(["generate", "--out", "x", "--trust-pickle"]).trust_pickle is True

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 import pickle
 from collections import Counter
+from pathlib import Path
 
 import networkx as nx
 import numpy as np
 import pytest
 
-from spectraldiff.graph_datasets import (
+from spectraldiff.generation.datasets import (
     available_generators,
     community_small,
     get_generator,
     grid,
     load_graphs,
+    published_data_dir,
     published_graphs_path,
     register_generator,
     save_json_graphs,
@@ -145,6 +147,25 @@ def test_rejects_directed_self_loop_only_and_empty_inputs(tmp_path):
         load_graphs(csv)
 
 
+class _RunsCode:
+    """A pickle payload that calls a function on load, as a malicious graph file would."""
+
+    def __reduce__(self):
+        return (Counter, ("loaded",))
+
+
+def test_graph_pickles_load_restricted_unless_trusted(tmp_path):
+    from spectraldiff.safe_pickle import UnsafePickleError
+
+    pkl = tmp_path / "graphs.pkl"
+    pkl.write_bytes(pickle.dumps([nx.path_graph(3), _RunsCode()]))
+    with pytest.raises(UnsafePickleError, match=r"graphs\.pkl.*collections\.Counter"):
+        load_graphs(pkl)
+    # Trusted, the file loads (and runs its code); what it holds is then validated as graphs.
+    with pytest.raises(ValueError, match="graph 1"):
+        load_graphs(pkl, trust_pickle=True)
+
+
 def test_mixed_self_loops_are_dropped():
     g = nx.Graph([(0, 0), (0, 1)])
     (clean,) = validate_graphs([g])
@@ -161,3 +182,8 @@ def test_published_community_small_matches_the_generator_construction():
         c = g.number_of_nodes() // 2
         intra = lambda h: {(u, v) for u, v in h.edges() if (u < c) == (v < c)}  # noqa: E731
         assert intra(g) == intra(generated[g.number_of_nodes()])
+
+
+def test_published_data_is_looked_for_beside_the_repository():
+    expected = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "graphs"
+    assert published_data_dir() == (expected if expected.is_dir() else None)

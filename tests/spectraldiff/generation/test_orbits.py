@@ -8,7 +8,7 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from spectraldiff.orbits import NON_INDUCED_IN_INDUCED, NUM_ORBITS, orbit_counts, orbit_counts_from_adjacency
+from spectraldiff.generation.orbits import NON_INDUCED_IN_INDUCED, NUM_ORBITS, orbit_counts, orbit_counts_from_adjacency
 
 
 def _orbit_in_graphlet(nodes, edges, x) -> int | None:

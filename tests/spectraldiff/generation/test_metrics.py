@@ -10,8 +10,8 @@ import networkx as nx
 import numpy as np
 import pytest
 
-from spectraldiff.graph_datasets import community_small, grid, split_graphs
-from spectraldiff.metrics import (
+from spectraldiff.generation.datasets import community_small, grid, split_graphs
+from spectraldiff.generation.metrics import (
     spectral_histogram,
     METRICS,
     evaluate_graphs,

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-import spectraldiff.linalg as linalg
+import spectraldiff.eigh.solve as solve
 from spectraldiff import batched_eigh
 
 # Stated tolerances: eigenvalues and reconstruction relative to the matrix scale.
@@ -98,13 +98,32 @@ def test_single_matrix_without_batch_axis():
     np.testing.assert_allclose(lam.numpy(), np.linalg.eigvalsh(cycle(5)), atol=1e-12)
 
 
+def test_numpy_arrays_and_nested_lists_give_the_tensor_result():
+    A, sizes = padded_batch([cycle(4), complete(3)])
+    lam, U = batched_eigh(A.numpy(), sizes.tolist())  # a float64 array stays float64
+    expected = batched_eigh(A, sizes)
+    assert torch.equal(lam, expected[0]) and torch.equal(U, expected[1])
+    # Floats in a nested list become torch's default dtype, as torch.as_tensor makes them.
+    lam, U = batched_eigh(A.tolist(), sizes.tolist())
+    expected = batched_eigh(A.to(torch.get_default_dtype()), sizes)
+    assert torch.equal(lam, expected[0]) and torch.equal(U, expected[1])
+
+
+def test_integer_and_boolean_input_becomes_the_default_dtype():
+    A = complete(3).astype(np.int64)
+    for given in (A, A.astype(bool), A.tolist()):
+        lam, U = batched_eigh(given)
+        assert lam.dtype == U.dtype == torch.get_default_dtype()
+        assert torch.allclose(lam, torch.tensor([-1.0, -1.0, 2.0]), atol=1e-5)
+
+
 def test_chunked_and_threaded_solve_matches_single_call(monkeypatch):
     rng = np.random.default_rng(2)
     blocks = [random_graph(int(n), 0.4, rng) for n in rng.integers(2, 12, size=37)]
     A, sizes = padded_batch(blocks)
     lam_ref, U_ref = batched_eigh(A, sizes)
-    monkeypatch.setattr(linalg, "CHUNK_BYTES", 3 * 11 * 11 * 8)  # chunks of 3 matrices
-    monkeypatch.setattr(linalg, "_cpu_workers", lambda: 2)  # the thread pool, whatever the machine
+    monkeypatch.setattr(solve, "CHUNK_BYTES", 3 * 11 * 11 * 8)  # chunks of 3 matrices
+    monkeypatch.setattr(solve, "_cpu_workers", lambda: 2)  # the thread pool, whatever the machine
     threads_before = torch.get_num_threads()
     lam, U = batched_eigh(A, sizes)
     assert torch.get_num_threads() == threads_before  # the pooled solve restores the thread count
@@ -182,7 +201,7 @@ def test_gradcheck_float64_distinct_eigenvalues():
     torch.manual_seed(0)
     X = torch.randn(2, 5, 5, dtype=torch.float64)
     sizes = torch.tensor([5, 3])
-    mask = linalg.node_mask(sizes, 5)
+    mask = solve.node_mask(sizes, 5)
     pair = (mask[:, :, None] & mask[:, None, :]).double()
 
     def f(X):

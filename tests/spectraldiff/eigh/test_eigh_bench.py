@@ -5,9 +5,9 @@ import json
 import pytest
 import torch
 
-import spectraldiff.eigh_dispatch as dispatch
+import spectraldiff.eigh.dispatch as dispatch
 from spectraldiff import cli
-from spectraldiff.eigh_bench import REFERENCE, WORKSPACE_FACTOR, _crossover, benchmark_eigh, device_peak_gflops
+from spectraldiff.eigh.bench import REFERENCE, WORKSPACE_FACTOR, benchmark_eigh, crossover_table, device_peak_gflops
 
 REPORT_KEYS = {"format", "command", "created", "environment", "device", "config", "results", "auto", "crossover"}
 ROW_KEYS = {
@@ -80,7 +80,7 @@ def test_crossover_keeps_the_default_unless_another_backend_is_clearly_faster():
         return {"backend": backend, "dtype": "float32", "n": n, "batch": 64, "status": "ok", "seconds": seconds}
 
     results = [row("torch", 8, 1.00), row("jacobi", 8, 0.97), row("torch", 16, 1.00), row("jacobi", 16, 0.90)]
-    table = _crossover(results, ["torch", "jacobi"], "cpu")
+    table = crossover_table(results, ["torch", "jacobi"], "cpu")
     assert table == {("float32", 8, 64): "torch", ("float32", 16, 64): "jacobi"}
 
 

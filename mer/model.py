@@ -1,0 +1,149 @@
+"""The full model: standardise → recover missing modalities → encode → fuse on the graph → predict.
+
+It sits above both :mod:`mer.recoverers` and :mod:`mer.models` (encoders, fusion, heads), the one
+place the two meet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Sequence
+
+import dgl
+import torch
+from torch import Tensor, nn
+
+from mer.config import ModelConfig
+from mer.data.collate import ConversationBatch
+from mer.graph import SELF_LOOP, batch_graph, gather_nodes, scatter_nodes
+from mer.models.encoders import ModalityEncoders
+from mer.models.fusion import GraphFusion
+from mer.models.heads import PredictionHead
+from mer.nn.scaler import FeatureScaler
+from mer.recoverers.base import Recoverer, Recovery
+
+__all__ = ["MERModel", "ModelOutput"]
+
+
+@dataclass
+class ModelOutput:
+    """What :meth:`MERModel.forward` returns.
+
+    Attributes
+    ----------
+    prediction : Tensor
+        ``(B, N_max)`` regression outputs or ``(B, N_max, C)`` class logits (padding: arbitrary).
+    recovery : Recovery
+        The recoverer's output, in standardised feature space.
+    recovery_losses : dict[str, Tensor]
+        Named scalar loss terms of the recoverer (empty outside training).
+    batch : ConversationBatch
+        The standardised batch the recoverer saw (ground truth for recovery errors).
+    """
+
+    prediction: Tensor
+    recovery: Recovery
+    recovery_losses: dict[str, Tensor] = field(default_factory=dict)
+    batch: ConversationBatch | None = None
+
+
+class MERModel(nn.Module):
+    """Multimodal emotion recognition with a pluggable missing-modality recoverer.
+
+    1. ``X̃_m = (X_m − μ_m) / σ_m`` (:class:`FeatureScaler`, training-split statistics);
+    2. the recoverer fills the unobserved entries of ``X̃`` (and may return per-modality utterance
+       graphs ``A_m``);
+    3. :class:`ModalityEncoders`: ``H_m = Conv1d_{l_m}(X̃_m) + PE + e_m`` ``(B, N, M, d)``;
+    4. :class:`GraphFusion` on the batched utterance–modality graph (:func:`mer.graph.batch_graph`),
+       within-modality edges weighted by ``A_m`` when the recoverer returns it;
+    5. the ``M`` fused nodes of each utterance are concatenated ``(B, N, M·d)`` and
+       :class:`PredictionHead` predicts its label.
+
+    Parameters
+    ----------
+    modalities : sequence of str
+    feature_dims : dict
+        Modality → ``d_m``.
+    recoverer : Recoverer
+        Built for the same modalities and widths.
+    config : ModelConfig
+    task : {"regression", "classification"}
+    num_classes : int, optional
+
+    Shapes: ``forward(batch)`` with ``batch.features[m]`` ``(B, N, d_m)`` (raw) and an optional
+    ``observed`` ``(B, N, M)`` bool (default ``batch.availability``) → :class:`ModelOutput`.
+    """
+
+    def __init__(
+        self,
+        modalities: Sequence[str],
+        feature_dims: dict[str, int],
+        recoverer: Recoverer,
+        config: ModelConfig | None = None,
+        task: str = "regression",
+        num_classes: int | None = None,
+    ) -> None:
+        super().__init__()
+        config = config or ModelConfig()
+        config.validate()
+        self.modalities = tuple(modalities)
+        if tuple(recoverer.modalities) != self.modalities:
+            raise ValueError(
+                f"recoverer was built for modalities {list(recoverer.modalities)}, expected "
+                f"{list(self.modalities)}"
+            )
+        self.feature_dims = {m: int(feature_dims[m]) for m in self.modalities}
+        self.config = config
+        self.task = task
+        self.scaler = FeatureScaler(self.feature_dims)
+        self.recoverer = recoverer
+        self.encoders = ModalityEncoders(self.feature_dims, config.dim, config.kernel_sizes)
+        self.fusion = GraphFusion(config.dim, config.gcn_layers, config.dropout, config.residual)
+        self.head = PredictionHead(
+            len(self.modalities) * config.dim, config.head_hidden, task, num_classes, config.dropout
+        )
+
+    def forward(
+        self, batch: ConversationBatch, observed: Tensor | None = None, *, with_losses: bool = False
+    ) -> ModelOutput:
+        """Predict every utterance of ``batch`` seeing only ``observed`` entries.
+
+        ``with_losses=True`` (training) calls :meth:`Recoverer.training_step` and returns its loss
+        terms; otherwise :meth:`Recoverer.recover`.
+        """
+        if tuple(batch.modalities) != self.modalities:
+            raise ValueError(
+                f"batch has modalities {list(batch.modalities)}, the model expects {list(self.modalities)}"
+            )
+        observed = batch.availability if observed is None else observed.bool()
+        std = self.scaler(batch)
+        if with_losses:
+            recovery, losses = self.recoverer.training_step(std, observed)
+        else:
+            recovery, losses = self.recoverer.recover(std, observed), {}
+        h = self.encoders(recovery.features, std.utterance_mask)
+        graph = batch_graph(replace(std, availability=observed), self.config.graph)
+        weights = None
+        if recovery.adjacency:
+            weights = self.edge_weights(graph, recovery.adjacency)
+        nodes = self.fusion(graph, gather_nodes(graph, h), weights)
+        B, N = std.utterance_mask.shape
+        fused = scatter_nodes(graph, nodes, B, N).flatten(2)
+        return ModelOutput(self.head(fused), recovery, losses, std)
+
+    def edge_weights(self, graph: dgl.DGLGraph, adjacency: dict[str, Tensor]) -> Tensor:
+        """``(E,)`` weights: ``max(A_m[b, i, j], 0)`` on the within-modality edge ``j → i`` of
+        modality ``m``; 1 on cross-modal edges, self loops and modalities without ``A_m``."""
+        src, dst = graph.edges()
+        conv = graph.ndata["conversation"][dst]
+        mod_s, mod_d = graph.ndata["modality"][src], graph.ndata["modality"][dst]
+        utt_s, utt_d = graph.ndata["utterance"][src], graph.ndata["utterance"][dst]
+        weights = torch.ones(graph.num_edges(), device=src.device)
+        within = (mod_s == mod_d) & (graph.edata["etype"] != SELF_LOOP)
+        for k, m in enumerate(self.modalities):
+            if m not in adjacency:
+                continue
+            sel = within & (mod_d == k)
+            A = adjacency[m]
+            weights = torch.where(sel, A[conv, utt_d, utt_s].clamp_min(0.0).to(weights.dtype), weights)
+        return weights

@@ -1,0 +1,82 @@
+"""From a config to a model: :func:`resolve_config` applies the explicit overrides to a
+:class:`~mer.config.RunConfig` and validates it; :func:`build_model` builds the model it describes."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Mapping, Sequence
+
+import torch
+
+from mer.config import RunConfig
+from mer.data.protocol import MissingProtocol
+from mer.model import MERModel
+from mer.recoverers import build_recoverer
+
+__all__ = ["build_model", "resolve_config", "device_of"]
+
+
+def build_model(
+    config: RunConfig,
+    modalities: Sequence[str],
+    feature_dims: Mapping[str, int],
+    task: str,
+    num_classes: int | None = None,
+) -> MERModel:
+    """The model a config describes, for data with these modalities, widths and task."""
+    recoverer = build_recoverer(
+        config.recoverer,
+        list(modalities),
+        dict(feature_dims),
+        graph_config=config.model.graph,
+        **config.recoverer_kwargs,
+    )
+    return MERModel(list(modalities), dict(feature_dims), recoverer, config.model, task, num_classes)
+
+
+def resolve_config(
+    config: RunConfig | Mapping | str | os.PathLike | None = None,
+    *,
+    recoverer: str | None = None,
+    masks: Any = None,
+    seed: int | None = None,
+    device: str | None = None,
+    epochs: int | None = None,
+    recoverer_kwargs: Mapping | None = None,
+    modalities: Sequence[str] | None = None,
+) -> RunConfig:
+    """A validated copy of ``config`` (object, dict or file) with the explicit arguments applied."""
+    if config is None:
+        cfg = RunConfig()
+    elif isinstance(config, RunConfig):
+        cfg = RunConfig.from_dict(config.to_dict())
+    elif isinstance(config, Mapping):
+        cfg = RunConfig.from_dict(config)
+    elif isinstance(config, (str, os.PathLike)):
+        cfg = RunConfig.from_file(config)
+    else:
+        raise ValueError(f"config must be a RunConfig, a dict or a file path, got {type(config).__name__}")
+    if recoverer is not None:
+        cfg.recoverer = recoverer
+    if recoverer_kwargs is not None:
+        cfg.recoverer_kwargs = dict(recoverer_kwargs)
+    if masks is not None:
+        cfg.protocol = MissingProtocol.parse(masks, list(modalities) if modalities else None)
+    if seed is not None:
+        cfg.seed = int(seed)
+    if device is not None:
+        cfg.train.device = str(device)
+    if epochs is not None:
+        cfg.train.epochs = int(epochs)
+    cfg.validate()
+    if modalities is not None:
+        cfg.protocol.validate(list(modalities))
+    return cfg
+
+
+def device_of(name: str) -> torch.device:
+    """``torch.device(name)``, refusing CUDA where there is none."""
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but CUDA is not available; use device='cpu'")
+    return dev

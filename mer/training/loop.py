@@ -1,0 +1,270 @@
+"""The training loop: :func:`train` fits a :class:`~mer.model.MERModel` and returns a
+:class:`~mer.training.evaluation.TrainedModel`; :func:`train_epoch` is one pass over the training split.
+
+One epoch: the training split under the run's :class:`~mer.data.protocol.MaskPlan` (training masks
+per epoch, validation masks built once), Adam on ``L_task + β Σ L_recoverer`` with global-norm
+gradient clipping; then the validation split. Early stopping (:class:`~mer.training.state.EarlyStopper`)
+keeps the weights of the epoch with the lowest validation task loss.
+
+With ``out_dir`` the run writes, atomically: ``config.json`` (the resolved config, seed included) at
+the start; ``last.pt`` (everything needed to resume) and ``metrics.json`` after every epoch;
+``best.pt`` (the best weights) and the final ``metrics.json`` (with test metrics) at the end. The
+files are described in ``docs/mer_training.md``; the checkpoint schema in
+:mod:`mer.training.checkpoint`. Calling :func:`train` again with the same ``out_dir`` resumes from
+``last.pt`` exactly (epoch, optimizer, RNG streams, early-stopping counters).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import random
+import time
+from typing import Any, Callable, Mapping
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+
+from spectraldiff.atomic import atomic_write_json
+
+from mer.config import RunConfig
+from mer.data import ConversationDataset, MaskedConversations, collate_conversations
+from mer.data.protocol import MaskPlan
+from mer.model import MERModel
+from mer.nn.task_loss import task_loss
+from mer.training.build import build_model, device_of, resolve_config
+from mer.training.checkpoint import Checkpoint, rng_state, set_rng_state
+from mer.training.evaluation import TrainedModel, evaluate_model
+from mer.training.state import EarlyStopper, TrainState
+
+__all__ = ["train", "train_epoch"]
+
+
+def train(
+    dataset: ConversationDataset,
+    recoverer: str | None = None,
+    masks: Any = None,
+    config: RunConfig | Mapping | str | os.PathLike | None = None,
+    *,
+    seed: int | None = None,
+    device: str | None = None,
+    epochs: int | None = None,
+    recoverer_kwargs: Mapping | None = None,
+    out_dir: str | os.PathLike | None = None,
+    resume: bool = True,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> TrainedModel:
+    """Train a model with a named recoverer under a missing-modality protocol.
+
+    Parameters
+    ----------
+    dataset : ConversationDataset
+        Any dataset with non-empty ``train`` and ``valid`` splits (e.g.
+        :func:`mer.data.synthetic_conversations` or :meth:`ConversationDataset.from_arrays`).
+    recoverer : str, optional
+        A name of :func:`mer.recoverers.available_recoverers`; default ``config.recoverer``
+        (``"gsdnet"``).
+    masks : optional
+        The protocol, applied alike to train, valid and test: a
+        :class:`~mer.data.protocol.MissingProtocol` (or dict of its fields), a float (random missing
+        rate), a tuple of modality names (fixed pattern), or ``"none"`` for full availability.
+        Default ``config.protocol``.
+    config : RunConfig, dict or path to a JSON/YAML file, optional
+    seed, device, epochs, recoverer_kwargs : optional
+        Override the corresponding config fields.
+    out_dir : path, optional
+        Where to write ``config.json``, ``last.pt``, ``best.pt`` and ``metrics.json``.
+    resume : bool
+        If ``out_dir/last.pt`` exists, continue from it (its config must equal this one, except
+        ``train.epochs``, ``train.device`` and ``train.progress``).
+    on_epoch_end : callable, optional
+        Called with each epoch's history record after its checkpoint is written.
+
+    Returns
+    -------
+    TrainedModel
+        Holding the weights of the best validation epoch.
+
+    Raises
+    ------
+    ValueError
+        For an empty train or valid split, an unknown recoverer or setting, a protocol the dataset
+        cannot satisfy, a CUDA device without CUDA, a resume whose config differs, or a ``last.pt``
+        that is not a safe checkpoint.
+    """
+    if not isinstance(dataset, ConversationDataset):
+        raise ValueError(f"dataset must be a ConversationDataset, got {type(dataset).__name__}")
+    for split in ("train", "valid"):
+        if not dataset.splits[split]:
+            raise ValueError(
+                f"dataset {dataset.name!r} has an empty {split!r} split; train needs train and valid "
+                "conversations (give splits= to ConversationDataset.from_arrays)"
+            )
+    cfg = resolve_config(config, recoverer=recoverer, masks=masks, seed=seed, device=device,
+                         epochs=epochs, recoverer_kwargs=recoverer_kwargs,
+                         modalities=dataset.modalities)
+    plan = MaskPlan(dataset, cfg.protocol, cfg.mask_seed, cfg.train.train_masks)
+    if cfg.protocol.kind == "random":
+        # Fail before training, with the data layer's message, for a rate M cannot reach.
+        plan.split("valid")
+    dev = device_of(cfg.train.device)
+    info = {
+        "modalities": list(dataset.modalities),
+        "feature_dims": dataset.feature_dims,
+        "task": dataset.task,
+        "num_classes": dataset.num_classes,
+        "name": dataset.name,
+    }
+
+    _seed_everything(cfg.seed)
+    model = build_model(cfg, dataset.modalities, dataset.feature_dims, dataset.task, dataset.num_classes)
+    model.scaler.fit(dataset, "train")
+    model.recoverer.fit_statistics(dataset.split("train"), model.scaler)
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+
+    out = pathlib.Path(out_dir) if out_dir is not None else None
+    state = TrainState(EarlyStopper(cfg.train.patience), best_state=_cpu_state(model))
+    if out is not None:
+        last = out / "last.pt"
+        if resume and last.is_file():
+            state = _restore(last, cfg, model, optimizer, dev)
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(cfg.to_dict(), out / "config.json")
+
+    train_part = dataset.split("train")
+    valid_part = list(dataset.split("valid"))
+    valid_masks = plan.valid
+    stopped = state.finished(cfg.train.epochs)
+    epochs_bar = tqdm(range(state.epoch, cfg.train.epochs), desc=f"train {cfg.recoverer}",
+                      disable=not cfg.train.progress or stopped, leave=False)
+    for epoch in epochs_bar:
+        if stopped:
+            break
+        started = time.perf_counter()
+        record = train_epoch(model, optimizer, train_part, plan.train(epoch), cfg, epoch, dev)
+        valid = evaluate_model(model, valid_part, valid_masks, batch_size=cfg.train.eval_batch_size,
+                               device=dev, regression_loss=cfg.train.regression_loss)
+        record.update({f"valid_{k}": v for k, v in valid.items()})
+        record["epoch"] = epoch + 1
+        record["seconds"] = time.perf_counter() - started
+        state.history.append(record)
+        state.epoch = epoch + 1
+        if state.stopper.update(valid["loss"], epoch + 1):
+            state.best_state = _cpu_state(model)
+        epochs_bar.set_postfix(valid_loss=f"{valid['loss']:.4f}")
+        if out is not None:
+            _write_epoch(out, cfg, info, model, optimizer, state)
+        if on_epoch_end is not None:
+            on_epoch_end(dict(record))
+        stopped = state.finished(cfg.train.epochs)
+
+    model.load_state_dict(state.best_state)
+    result = TrainedModel(model, cfg, state.history, state.stopper.best_epoch, out, info)
+    if out is not None:
+        result.save(out / "best.pt")
+        metrics = _metrics_record(cfg, state)
+        if dataset.splits["test"]:
+            metrics["test"] = result.evaluate(dataset, "test")
+        atomic_write_json(metrics, out / "metrics.json")
+    return result
+
+
+def train_epoch(model: MERModel, optimizer, part, masks, cfg: RunConfig, epoch: int, device) -> dict:
+    """One pass over the training conversations ``part`` under ``masks`` (one ``(N_i, M)`` array
+    each), shuffled by a generator seeded from ``(cfg.seed, epoch)``; returns the mean of each loss
+    term (``train_loss``, ``train_task_loss``, ``train_<recoverer term>``)."""
+    model.train()
+    order = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
+    loader = DataLoader(
+        MaskedConversations(part, masks),
+        batch_size=cfg.train.batch_size,
+        shuffle=True,
+        generator=order,
+        collate_fn=collate_conversations,
+    )
+    sums: dict[str, float] = {}
+    n_batches = 0
+    for batch in loader:
+        batch = batch.to(device)
+        out = model(batch, with_losses=True)
+        task = task_loss(out.prediction, batch.labels, batch.utterance_mask, model.task,
+                         cfg.train.regression_loss)
+        loss = task
+        if out.recovery_losses:
+            loss = loss + cfg.train.beta * sum(out.recovery_losses.values())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.train.grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        optimizer.step()
+        terms = {"train_loss": loss, "train_task_loss": task}
+        terms.update({f"train_{k}": v for k, v in out.recovery_losses.items()})
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + float(v.detach())
+        n_batches += 1
+    return {k: v / max(n_batches, 1) for k, v in sums.items()}
+
+
+# ---------------------------------------------------------------------------- checkpoints
+def _write_epoch(out: pathlib.Path, cfg: RunConfig, info: dict, model, optimizer, state: TrainState) -> None:
+    resume = {"seed": cfg.seed, "optimizer": optimizer.state_dict(), "rng": rng_state(),
+              **state.resume_fields()}
+    Checkpoint(cfg.to_dict(), info, model.state_dict(), state.stopper.best_epoch, state.history,
+               resume).save(out / "last.pt")
+    atomic_write_json(_metrics_record(cfg, state), out / "metrics.json")
+
+
+def _metrics_record(cfg: RunConfig, state: TrainState) -> dict:
+    return {
+        "seed": cfg.seed,
+        "recoverer": cfg.recoverer,
+        "condition": cfg.protocol.condition,
+        "epochs_run": state.epoch,
+        "best_epoch": state.stopper.best_epoch,
+        "best_valid_loss": state.stopper.best_loss,
+        "history": state.history,
+    }
+
+
+# Settings that may change between an interrupted run and its resumption.
+_RESUMABLE = {"train.epochs", "train.device", "train.progress"}
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and k != "recoverer_kwargs":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _restore(path: pathlib.Path, cfg: RunConfig, model, optimizer, device) -> TrainState:
+    ckpt = Checkpoint.load(path, resumable=True)
+    saved, now = _flatten(ckpt.config), _flatten(cfg.to_dict())
+    diffs = sorted(k for k in set(saved) | set(now) if k not in _RESUMABLE and saved.get(k) != now.get(k))
+    if diffs:
+        raise ValueError(
+            f"cannot resume from {path}: its config differs in {diffs}; use another out_dir or "
+            "resume=False to start over"
+        )
+    model.load_state_dict(ckpt.model)
+    model.to(device)
+    optimizer.load_state_dict(ckpt.resume["optimizer"])
+    set_rng_state(ckpt.resume["rng"])
+    return TrainState.from_resume_fields(ckpt.resume, ckpt.best_epoch, ckpt.history, cfg.train.patience)
+
+
+def _cpu_state(model) -> dict:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

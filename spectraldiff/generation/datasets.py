@@ -1,0 +1,308 @@
+"""Graph sets for generation: the two public benchmark families, loaders and the published split.
+
+Generators (registered by name in :data:`GENERATORS`, so a config or the CLI can name them):
+
+- :func:`community_small`: two equal communities of ``G(c, 0.7)`` graphs, ``2c`` nodes in 12–20,
+  joined by a few inter-community edges (``p_inter = 0.05``), built as the published set was;
+- :func:`grid`: 2-D grids with sides 10–19 (100–361 nodes).
+
+Loaders (:func:`load_graphs` dispatches on the path):
+
+- a ``.json`` file: a list of ``{"num_nodes": n, "edges": [[u, v], ...]}`` (the format of the
+  converted benchmark sets, see ``../shared/data/graphs/README.md``);
+- a ``.pkl``/``.pickle`` file holding a list of ``networkx.Graph``, read through the restricted
+  unpickler (:func:`spectraldiff.safe_pickle.load_pickle`, ``allow="graphs"``), which refuses any
+  global that is not a graph, a container or a NumPy value; ``trust_pickle=True`` opts in to plain
+  ``pickle.load``, which runs code from the file — only for files you trust;
+- a folder of edge-list files (one graph per file, ``u v`` per line, ``#`` comments), in name order.
+
+Every loader validates through :func:`validate_graphs`: directed graphs, graphs whose only edges
+are self loops and empty lists are rejected with a ``ValueError`` naming the offending graph; nodes are
+relabelled ``0..n-1`` in their original order and remaining self loops are dropped.
+
+The published split (:func:`split_graphs`): the **first** ``int(0.2 · len)`` graphs are the test set,
+the rest the training set, no shuffling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import networkx as nx
+import numpy as np
+
+from ..registry import Registry, UnknownNameError
+from ..safe_pickle import load_pickle
+
+__all__ = [
+    "community_small",
+    "grid",
+    "GENERATORS",
+    "get_generator",
+    "available_generators",
+    "register_generator",
+    "validate_graphs",
+    "load_graphs",
+    "load_json_graphs",
+    "load_pickle_graphs",
+    "load_edgelist_folder",
+    "save_json_graphs",
+    "split_graphs",
+    "published_data_dir",
+    "published_graphs_path",
+    "TEST_FRACTION",
+]
+
+#: Fraction of graphs, taken from the front, that form the test set in the published split.
+TEST_FRACTION = 0.2
+
+
+# -- generators --------------------------------------------------------------------------------
+def community_small(num_graphs: int = 100, seed: int = 0, *, min_nodes: int = 12, max_nodes: int = 20,
+                    p_intra: float = 0.7, p_inter: float = 0.05, fixed_communities: bool = True) -> list[nx.Graph]:
+    """Two-community graphs as in the ``community_small`` benchmark.
+
+    For each graph a size ``m`` is drawn uniformly from ``[min_nodes, max_nodes]`` and the community
+    size is ``c = m // 2`` (so 12–20 gives 12, 14, ..., 20 nodes, 20 half as often as the others: the
+    size distribution of the published set). Each community is an Erdős–Rényi ``G(c, p_intra)``
+    graph; nodes ``0..c-1`` form the first community, ``c..2c-1`` the second. As in the published
+    generator, each of the ``c²`` inter-community pairs is joined with probability ``2 · p_inter / c``,
+    and when none was drawn the first nodes of the two communities, ``0`` and ``c``, are joined, so the
+    communities are linked by one to three edges.
+
+    Parameters
+    ----------
+    num_graphs, seed : int
+        How many graphs, and the seed of everything drawn here (same seed, same list).
+    min_nodes, max_nodes : int
+        Range of the drawn size ``m`` (the graph has ``2 · (m // 2)`` nodes).
+    p_intra, p_inter : float
+        Edge probability inside a community; inter-community parameter (see above).
+    fixed_communities : bool
+        ``True`` (default) reproduces the published set, whose generator seeded community ``i`` with
+        ``i``: community ``i`` is ``networkx.gnp_random_graph(c, p_intra, seed=i)``, so all graphs of one
+        size share their two communities and differ only in the bridges (this regenerates the
+        communities of ``../shared/data/graphs/community_small.json`` exactly). ``False`` draws every
+        community afresh from ``seed``, a more varied family with a higher train-vs-test MMD.
+    """
+    if num_graphs < 1:
+        raise ValueError(f"num_graphs must be ≥ 1, got {num_graphs}")
+    if not 2 <= min_nodes <= max_nodes:
+        raise ValueError(f"need 2 ≤ min_nodes ≤ max_nodes, got {min_nodes}, {max_nodes}")
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for _ in range(num_graphs):
+        c = int(rng.integers(min_nodes, max_nodes + 1)) // 2
+        g = nx.Graph()
+        g.add_nodes_from(range(2 * c))
+        for index, offset in enumerate((0, c)):
+            community_seed = index if fixed_communities else int(rng.integers(2**31))
+            community = nx.gnp_random_graph(c, p_intra, seed=community_seed)
+            g.add_edges_from((offset + u, offset + v) for u, v in community.edges())
+        bridge = rng.random((c, c)) < 2.0 * p_inter / c
+        if not bridge.any():
+            bridge[0, 0] = True
+        g.add_edges_from((int(i), c + int(j)) for i, j in zip(*np.nonzero(bridge)))
+        graphs.append(g)
+    return graphs
+
+
+def grid(num_graphs: int = 100, seed: int = 0, *, min_side: int = 10, max_side: int = 19) -> list[nx.Graph]:
+    """2-D grid graphs ``rows × cols`` with both sides drawn uniformly from ``[min_side, max_side]``.
+
+    The defaults give 100–361 nodes, the range of the published ``grid`` set. Nodes are numbered row
+    by row.
+    """
+    if num_graphs < 1:
+        raise ValueError(f"num_graphs must be ≥ 1, got {num_graphs}")
+    if not 1 <= min_side <= max_side:
+        raise ValueError(f"need 1 ≤ min_side ≤ max_side, got {min_side}, {max_side}")
+    rng = np.random.default_rng(seed)
+    graphs = []
+    for _ in range(num_graphs):
+        rows, cols = (int(v) for v in rng.integers(min_side, max_side + 1, size=2))
+        graphs.append(nx.convert_node_labels_to_integers(nx.grid_2d_graph(rows, cols), ordering="sorted"))
+    return graphs
+
+
+GENERATORS: Registry[Callable[..., list[nx.Graph]]] = Registry("graph generator")
+
+
+def register_generator(name: str, generator: Callable[..., list[nx.Graph]]) -> None:
+    """Register ``generator(num_graphs, seed, **kwargs) -> list[nx.Graph]``; a duplicate name is an error."""
+    GENERATORS.register(name, generator)
+
+
+def available_generators() -> list[str]:
+    return GENERATORS.names()
+
+
+def get_generator(name: str) -> Callable[..., list[nx.Graph]]:
+    """The registered generator called ``name``; an unknown name's error lists the valid ones."""
+    if name not in GENERATORS:  # named as a dataset, which is what the CLI and configs call it
+        raise UnknownNameError(f"unknown graph dataset {name!r}; choose one of {available_generators()}")
+    return GENERATORS.get(name)
+
+
+register_generator("community_small", community_small)
+register_generator("grid", grid)
+
+
+# -- validation --------------------------------------------------------------------------------
+def validate_graphs(graphs: Sequence, source: str = "graphs") -> list[nx.Graph]:
+    """Check a list of graphs and return simple undirected copies with nodes ``0..n-1``.
+
+    Raises ``ValueError`` for an empty list, an entry that is not a ``networkx.Graph``, a directed
+    graph, a graph without nodes, or a graph whose only edges are self loops. Self loops next to
+    ordinary edges are dropped; parallel edges of multigraphs are merged.
+    """
+    if not isinstance(graphs, (list, tuple)):
+        raise ValueError(f"{source}: expected a list of networkx.Graph, got {type(graphs).__name__}")
+    if len(graphs) == 0:
+        raise ValueError(f"{source}: the list of graphs is empty")
+    out = []
+    for i, g in enumerate(graphs):
+        if not isinstance(g, nx.Graph):
+            raise ValueError(f"{source}: graph {i} is a {type(g).__name__}, expected a networkx.Graph")
+        if g.is_directed():
+            raise ValueError(f"{source}: graph {i} is directed; graph generation here is for undirected "
+                             "graphs (convert with graph.to_undirected() if the direction does not matter)")
+        if g.number_of_nodes() == 0:
+            raise ValueError(f"{source}: graph {i} has no nodes")
+        loops = nx.number_of_selfloops(g)
+        if loops > 0 and loops == g.number_of_edges():
+            raise ValueError(f"{source}: graph {i} has only self loops ({loops}) and no other edges")
+        simple = nx.Graph()
+        simple.add_nodes_from(g.nodes)
+        simple.add_edges_from((u, v) for u, v in g.edges() if u != v)
+        out.append(nx.convert_node_labels_to_integers(simple, ordering="default"))
+    return out
+
+
+# -- loaders -----------------------------------------------------------------------------------
+def load_json_graphs(path: str | os.PathLike) -> list[nx.Graph]:
+    """Graphs from a JSON list of ``{"num_nodes": n, "edges": [[u, v], ...]}`` (nodes ``0..n-1``).
+
+    An object with ``"directed": true`` is rejected like a directed networkx graph.
+    """
+    path = Path(path)
+    with path.open() as f:
+        records = json.load(f)
+    if not isinstance(records, list):
+        raise ValueError(f"{path}: expected a JSON list of graphs, got a {type(records).__name__}")
+    graphs = []
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict) or "num_nodes" not in rec or "edges" not in rec:
+            raise ValueError(f"{path}: graph {i} must be an object with 'num_nodes' and 'edges'")
+        n = rec["num_nodes"]
+        if not isinstance(n, int) or n < 1:
+            raise ValueError(f"{path}: graph {i} has num_nodes={n!r}; expected a positive integer")
+        g = nx.DiGraph() if rec.get("directed", False) else nx.Graph()
+        g.add_nodes_from(range(n))
+        for edge in rec["edges"]:
+            if len(edge) != 2 or not all(isinstance(v, int) and 0 <= v < n for v in edge):
+                raise ValueError(f"{path}: graph {i} has edge {edge!r}; nodes must be integers in [0, {n})")
+            g.add_edge(*edge)
+        graphs.append(g)
+    return validate_graphs(graphs, source=str(path))
+
+
+def load_pickle_graphs(path: str | os.PathLike, *, trust_pickle: bool = False) -> list[nx.Graph]:
+    """Graphs from a pickle holding a list of ``networkx.Graph``.
+
+    Read with the restricted unpickler (``load_pickle(path, allow="graphs")``): a file naming any
+    other global raises :class:`spectraldiff.safe_pickle.UnsafePickleError` before anything runs.
+    ``trust_pickle=True`` uses plain ``pickle.load``, which runs whatever code the file carries:
+    only for files you trust.
+    """
+    path = Path(path)
+    graphs = load_pickle(path, allow="graphs", trust_pickle=trust_pickle)
+    return validate_graphs(graphs, source=str(path))
+
+
+def load_edgelist_folder(path: str | os.PathLike) -> list[nx.Graph]:
+    """One graph per file of a folder (files in name order, hidden files skipped).
+
+    Each line is ``u v`` (further columns, e.g. weights, are ignored); ``#`` starts a comment. Node
+    labels may be any tokens; isolated nodes cannot be expressed in this format. Edges are undirected.
+    """
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    if not files:
+        raise ValueError(f"{path}: the folder holds no edge-list files")
+    graphs = []
+    for file in files:
+        g = nx.Graph()
+        for lineno, line in enumerate(file.read_text().splitlines(), start=1):
+            line = line.split("#", 1)[0].strip()
+            if not line:
+                continue
+            tokens = line.split()
+            if len(tokens) < 2:
+                raise ValueError(f"{file}:{lineno}: expected 'u v', got {line!r}")
+            g.add_edge(tokens[0], tokens[1])
+        if g.number_of_nodes() == 0:
+            raise ValueError(f"{file}: no edges found")
+        graphs.append(g)
+    return validate_graphs(graphs, source=str(path))
+
+
+def load_graphs(path: str | os.PathLike, *, trust_pickle: bool = False) -> list[nx.Graph]:
+    """Load graphs from a ``.json`` file, a ``.pkl``/``.pickle`` file (restricted unpickling unless
+    ``trust_pickle``, see :func:`load_pickle_graphs`) or a folder of edge lists."""
+    path = Path(path)
+    if not path.exists():
+        raise ValueError(f"{path}: no such file or folder")
+    if path.is_dir():
+        return load_edgelist_folder(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return load_json_graphs(path)
+    if suffix in (".pkl", ".pickle"):
+        return load_pickle_graphs(path, trust_pickle=trust_pickle)
+    raise ValueError(f"{path}: unknown graph file type {suffix!r}; use .json, .pkl/.pickle or a folder of edge lists")
+
+
+def save_json_graphs(graphs: Sequence[nx.Graph], path: str | os.PathLike) -> None:
+    """Write graphs in the JSON edge-list format read by :func:`load_json_graphs`."""
+    records = []
+    for g in validate_graphs(list(graphs)):
+        edges = sorted((min(u, v), max(u, v)) for u, v in g.edges())
+        records.append({"num_nodes": g.number_of_nodes(), "edges": [list(e) for e in edges]})
+    Path(path).write_text(json.dumps(records))
+
+
+# -- split and published data ----------------------------------------------------------------
+def split_graphs(graphs: Sequence[nx.Graph], test_fraction: float = TEST_FRACTION) -> tuple[list[nx.Graph], list[nx.Graph]]:
+    """The published split: ``(train, test)`` with the first ``int(test_fraction · len)`` graphs as test.
+
+    No shuffling. Raises ``ValueError`` when either part would be empty.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    num_test = int(test_fraction * len(graphs))
+    if num_test < 1 or num_test >= len(graphs):
+        raise ValueError(f"{len(graphs)} graphs cannot be split with test_fraction={test_fraction}: "
+                         f"the test set would have {num_test} graphs and the training set {len(graphs) - num_test}")
+    graphs = list(graphs)
+    return graphs[num_test:], graphs[:num_test]
+
+
+def published_data_dir() -> Path | None:
+    """``../shared/data/graphs`` next to the repository checkout, or None where it does not exist
+    (a user's own clone, an installed package)."""
+    candidate = Path(__file__).resolve().parents[3] / "shared" / "data" / "graphs"
+    return candidate if candidate.is_dir() else None
+
+
+def published_graphs_path(name: str) -> Path | None:
+    """Path of the published JSON for dataset ``name`` (e.g. ``community_small``), or None if absent."""
+    get_generator(name)  # validates the name
+    directory = published_data_dir()
+    if directory is None:
+        return None
+    path = directory / f"{name}.json"
+    return path if path.is_file() else None
