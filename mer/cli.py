@@ -5,18 +5,24 @@ A thin layer over the Python API (:func:`mer.train`, :meth:`mer.TrainedModel.eva
 ``--config FILE`` (JSON/YAML) supplies the rest. Without ``--data`` the built-in synthetic set is used.
 
 :data:`COMMANDS` lists the commands: each is a pair of functions, one that adds its options to a
-parser and one that runs it; a user error (``ValueError``) prints one line and exits with code 2.
+parser and one that runs it. A user error (a bad setting or name, a missing, corrupt or refused file,
+an ``--out`` that is a file, a full disk) prints one line, ``mer <command>: error: ...``, and exits
+with code 2 (:func:`spectraldiff.cli_errors.run_command`); ``mer --debug`` shows its traceback instead.
+Other exceptions are bugs and keep their traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pathlib
-import sys
 from typing import Callable, Sequence
 
+import yaml
+
 from spectraldiff.atomic import atomic_write_text, jsonable
+from spectraldiff.cli_errors import ArgumentParser, check_output_dir, run_command
 
 from mer.data import available_datasets
 from mer.data.protocol import MissingProtocol, parse_mixture, protocol_from_options
@@ -25,26 +31,41 @@ from mer.data.source import DataConfig, load_data
 __all__ = ["main", "build_parser", "load_data", "COMMANDS"]
 
 
+def _items(text: str, sep: str = ",") -> list[str]:
+    # An empty item ("0.1,,0.2", a trailing comma) is a typo, never a request to skip.
+    items = [v.strip() for v in text.split(sep)]
+    if not all(items):
+        raise argparse.ArgumentTypeError(f"empty item in {text!r}; separate the items with single {sep!r}")
+    return items
+
+
 def _floats(text: str) -> list[float]:
     try:
-        return [float(v) for v in text.split(",") if v.strip()]
+        return [float(v) for v in _items(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
 def _ints(text: str) -> list[int]:
     try:
-        return [int(v) for v in text.split(",") if v.strip()]
+        return [int(v) for v in _items(text)]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
 def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
+    return _items(text)
 
 
 def _patterns(text: str) -> list[tuple[str, ...]]:
-    return [tuple(_names(p)) for p in text.split(";") if p.strip()]
+    return [tuple(_names(p)) for p in _items(text, ";")]
+
+
+def _mixture(text: str) -> list[float | tuple[str, ...]]:
+    try:
+        return parse_mixture(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -59,10 +80,17 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-seed", type=int, default=None, help="seed of the synthetic set (default 0)")
     g.add_argument("--task", choices=["regression", "classification"], default=None,
                    help="classification: the 7-class view of regression labels")
+    g.add_argument("--trust-pickle", action="store_true",
+                   help="read the --data pickle with plain pickle instead of the restricted unpickler; "
+                        "only for files you trust: lets the file run code")
 
 
 def _data_config(args, base: DataConfig) -> DataConfig:
     if args.data:
+        if not os.path.isfile(args.data):
+            what = "is a folder" if os.path.isdir(args.data) else "does not exist"
+            raise ValueError(f"--data {args.data} {what}; give the path of an MMSA pickle or a GCNet "
+                             "label pickle")
         fmt = args.data_format or ("gcnet" if args.feature_dirs else "mmsa")
         if fmt == "gcnet":
             if not args.feature_dirs:
@@ -72,6 +100,9 @@ def _data_config(args, base: DataConfig) -> DataConfig:
                 if "=" not in item:
                     raise ValueError(f"--feature-dirs entries must be MODALITY=DIR, got {item!r}")
                 k, v = item.split("=", 1)
+                if not os.path.isdir(v):
+                    raise ValueError(f"--feature-dirs {k}={v}: {v} is not a folder; give the folder of "
+                                     f"modality {k!r}'s .npy files")
                 dirs[k] = v
             data = DataConfig("gcnet", {"label_pickle": args.data, "feature_dirs": dirs})
         else:
@@ -94,7 +125,7 @@ def _add_protocol_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--missing-rate", type=float, default=None, help="random protocol: MR")
     g.add_argument("--pattern", type=_names, default=None, metavar="M,M",
                    help="fixed protocol: the available modalities, e.g. t,a")
-    g.add_argument("--mixture", type=parse_mixture, default=None, metavar="0.3;t,a;...",
+    g.add_argument("--mixture", type=_mixture, default=None, metavar="0.3;t,a;...",
                    help="mixed protocol: ';'-separated conditions, each a missing rate or an "
                         "availability set; every conversation draws one uniformly")
 
@@ -104,6 +135,9 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:K")
     p.add_argument("--progress", action="store_true", help="tqdm progress bars")
+    p.add_argument("--eval-samples", type=int, default=None, metavar="K",
+                   help="seeded draws averaged where the recoverer samples (the diffusion methods; "
+                        "others run once) (default 1: train.eval_samples)")
 
 
 def _protocol(args, base: MissingProtocol) -> MissingProtocol:
@@ -125,12 +159,15 @@ def _add_train(p: argparse.ArgumentParser) -> None:
 def _run_train(args) -> int:
     from mer.training import resolve_config, train
 
+    check_output_dir(args.out)
     cfg = resolve_config(args.config, recoverer=args.recoverer, seed=args.seed, device=args.device,
                          epochs=args.epochs)
     cfg.data = _data_config(args, cfg.data)
     cfg.protocol = _protocol(args, cfg.protocol)
     cfg.train.progress = cfg.train.progress or args.progress
-    dataset = load_data(cfg.data)
+    if args.eval_samples is not None:
+        cfg.train.eval_samples = args.eval_samples
+    dataset = load_data(cfg.data, trust_pickle=args.trust_pickle)
     trained = train(dataset, config=cfg, out_dir=args.out, resume=not args.no_resume)
     metrics = trained.evaluate(dataset, "test") if dataset.splits["test"] else {}
     print(json.dumps({"out": str(args.out), "best_epoch": trained.best_epoch, "test": metrics},
@@ -142,6 +179,9 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", help="a best.pt file or a run directory")
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--mask-seed", type=int, default=None, help="seed of the masks (default: the run's)")
+    p.add_argument("--eval-samples", type=int, default=None, metavar="K",
+                   help="seeded draws averaged where the recoverer samples (the diffusion methods; "
+                        "others run once) (default: the run's train.eval_samples)")
     p.add_argument("--device", default=None)
     p.add_argument("--out", metavar="FILE", help="also write the metrics as JSON")
     _add_protocol_options(p)
@@ -151,6 +191,8 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
 def _run_evaluate(args) -> int:
     from mer.training import TrainedModel
 
+    if args.out and os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a folder; give the path of the JSON file to write")
     trained = TrainedModel.load(args.checkpoint, device=args.device)
     cfg = trained.config
     data = _data_config(args, cfg.data)
@@ -159,8 +201,8 @@ def _run_evaluate(args) -> int:
         protocol.seed = args.mask_seed
     elif protocol.seed is None:
         protocol.seed = cfg.mask_seed
-    dataset = load_data(data)
-    metrics = trained.evaluate(dataset, args.split, protocol)
+    dataset = load_data(data, trust_pickle=args.trust_pickle)
+    metrics = trained.evaluate(dataset, args.split, protocol, samples=args.eval_samples)
     record = {"checkpoint": str(args.checkpoint), "split": args.split,
               "condition": protocol.condition, "mask_seed": protocol.seed, "metrics": metrics}
     text = json.dumps(jsonable(record), indent=2)
@@ -196,9 +238,12 @@ def _run_benchmark(args) -> int:
     import mer.benchmark as benchmark
     from mer.training import resolve_config
 
+    check_output_dir(args.out)
     base = resolve_config(args.config, device=args.device, epochs=args.epochs)
+    if args.eval_samples is not None:
+        base.train.eval_samples = args.eval_samples
     base.data = _data_config(args, base.data)
-    dataset = load_data(base.data)
+    dataset = load_data(base.data, trust_pickle=args.trust_pickle)
     rows = benchmark.run_benchmark(
         dataset,
         recoverers=args.recoverers or list(benchmark.DEFAULT_RECOVERERS),
@@ -227,6 +272,7 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 def _run_report(args) -> int:
     from mer.benchmark import merge_results, write_report
 
+    check_output_dir(args.out)
     rows = merge_results(args.results)
     if not rows:
         raise ValueError("the given results hold no rows")
@@ -263,21 +309,22 @@ COMMANDS: dict[str, Command] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="mer", description="Multimodal emotion recognition with missing modalities."
     )
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of a user error instead of one line")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (add_arguments, run, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text)
         add_arguments(p)
+        # Also accepted after the command; SUPPRESS keeps the sub-parser from resetting it.
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         p.set_defaults(_run=run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return int(args._run(args))
-    except ValueError as err:
-        print(f"mer {args.command}: error: {err}", file=sys.stderr)
-        return 2
+    return run_command(f"mer {args.command}", lambda: args._run(args), debug=args.debug,
+                       user_errors=(yaml.YAMLError,))

@@ -9,8 +9,12 @@ next to its outputs (``config.json``). ``RunConfig.from_file(path)`` reads it ba
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
+import numbers
 import pathlib
+import types
+import typing
 from dataclasses import dataclass, field
 from typing import Mapping
 
@@ -68,6 +72,7 @@ class ModelConfig:
     graph: GraphConfig = field(default_factory=GraphConfig)
 
     def validate(self) -> None:
+        _check_types(self, "model")
         if self.dim < 1 or self.head_hidden < 1:
             raise ValueError(f"dim and head_hidden must be >= 1, got {self.dim}, {self.head_hidden}")
         if self.gcn_layers < 1:
@@ -90,6 +95,9 @@ class TrainConfig:
         Maximum number of epochs.
     batch_size, eval_batch_size : int
         Conversations per batch in training / evaluation.
+    eval_samples : int
+        Seeded draws averaged when a sampling recoverer is scored on the test split (validation
+        always uses one); see :func:`mer.training.evaluate_model`.
     lr, weight_decay : float
         Adam.
     beta : float
@@ -113,6 +121,7 @@ class TrainConfig:
     epochs: int = 30
     batch_size: int = 16
     eval_batch_size: int = 64
+    eval_samples: int = 1
     lr: float = 1e-3
     weight_decay: float = 0.0
     beta: float = 0.1
@@ -124,12 +133,15 @@ class TrainConfig:
     progress: bool = False
 
     def validate(self) -> None:
+        _check_types(self, "train")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.eval_batch_size < 1:
             raise ValueError(
                 f"batch sizes must be >= 1, got {self.batch_size}, {self.eval_batch_size}"
             )
+        if type(self.eval_samples) is not int or self.eval_samples < 1:
+            raise ValueError(f"eval_samples must be an integer >= 1, got {self.eval_samples!r}")
         if not self.lr > 0:
             raise ValueError(f"lr must be > 0, got {self.lr}")
         if self.weight_decay < 0 or self.beta < 0 or self.grad_clip < 0 or self.patience < 0:
@@ -171,6 +183,9 @@ class RunConfig:
     seed: int = 0
 
     def validate(self) -> None:
+        """Refuse settings of the wrong type (``epochs: 1.5``, ``epochs: true``, ``patience: "x"``;
+        a bool is never a number here) or out of range, naming the setting (``train.epochs``)."""
+        _check_types(self, "")
         self.model.validate()
         self.train.validate()
         self.protocol.validate()
@@ -223,7 +238,12 @@ class RunConfig:
             raise ValueError(f"config file {path} must end in .json, .yaml or .yml")
         if not isinstance(data, Mapping):
             raise ValueError(f"config file {path} must hold a mapping, got {type(data).__name__}")
-        return cls.from_dict(data)
+        try:
+            config = cls.from_dict(data)
+            _check_types(config, "")
+        except ValueError as err:
+            raise ValueError(f"config file {path}: {err}") from None
+        return config
 
 
 # Nested dataclass fields, so from_dict can rebuild them from plain dicts.
@@ -240,13 +260,49 @@ def _build(cls, data: Mapping):
     if not isinstance(data, Mapping):
         raise ValueError(f"{cls.__name__} needs a mapping of its fields, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise ValueError(f"unknown {cls.__name__} settings {unknown}; valid: {sorted(names)}")
+        guesses = {u: difflib.get_close_matches(str(u), names, n=1) for u in unknown}
+        hint = "".join(f" ({u!r}: did you mean {g[0]!r}?)" for u, g in guesses.items() if g)
+        raise ValueError(f"unknown {cls.__name__} settings {unknown}{hint}; valid: {sorted(names)}")
     kwargs = {}
     for key, value in data.items():
         nested = _NESTED.get((cls, key))
-        if nested is not None and isinstance(value, Mapping):
+        if nested is MissingProtocol and not isinstance(value, (Mapping, MissingProtocol)):
+            value = MissingProtocol.parse(value)  # the short forms: 0.3, ["t", "a"], "none"
+        elif nested is not None and isinstance(value, Mapping):
             value = _build(nested, value)
+        elif nested is not None and not isinstance(value, nested):
+            raise ValueError(f"{key} must be a mapping of {nested.__name__} settings, got {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
+
+
+_KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _check_types(config, where: str) -> None:
+    """Refuse a field whose value does not have its annotated type (``int``, ``float``, ``bool``,
+    ``str``, optionally ``| None``), recursing into nested configs. A bool is not an int here, though
+    Python says it is: ``epochs: true`` is a typo, not one epoch."""
+    hints = typing.get_type_hints(type(config))
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        name = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(value):
+            _check_types(value, name)
+            continue
+        hint = hints.get(f.name)
+        options = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+        if value is None and type(None) in options:
+            continue
+        kinds = [t for t in options if t is not type(None)]
+        if len(kinds) != 1 or kinds[0] not in _KINDS:
+            continue  # a richer type (dict, tuple, int | dict): its own validate checks it
+        kind = kinds[0]
+        ok = {int: isinstance(value, numbers.Integral) and not isinstance(value, bool),
+              float: isinstance(value, numbers.Real) and not isinstance(value, bool),
+              bool: isinstance(value, bool),
+              str: isinstance(value, str)}[kind]
+        if not ok:
+            raise ValueError(f"{name} must be {_KINDS[kind]}, got {value!r} ({type(value).__name__})")

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from mer.data.collate import CLASSIFICATION_PAD_LABEL
+
 __all__ = ["regression_metrics", "classification_metrics", "REGRESSION_KEYS", "CLASSIFICATION_KEYS"]
 
 REGRESSION_KEYS = ("acc2_has0", "acc2_non0", "f1_has0", "f1_non0", "acc5", "acc7", "mae", "corr")
@@ -75,7 +77,9 @@ def classification_metrics(pred, true, mask=None) -> dict[str, float]:
         Class ids with the shape of ``true``, or scores/logits with one more trailing axis ``C``
         (argmax taken).
     true : array-like or Tensor
-        Integer class ids.
+        Integer class ids in ``[0, C)`` (``C``: the number of logit columns, when logits are given);
+        entries equal to :data:`~mer.data.CLASSIFICATION_PAD_LABEL` (padding) are left out, as the
+        loss leaves them out.
     mask : optional
         Bool with the shape of ``true``.
 
@@ -83,15 +87,41 @@ def classification_metrics(pred, true, mask=None) -> dict[str, float]:
     -------
     dict
         ``{"acc": ..., "f1_weighted": ...}``.
+
+    Raises
+    ------
+    ValueError
+        For a label below 0 (other than the pad label) or, with logits, at or above ``C``, naming the
+        first such entry.
     """
     pred, true = _to_numpy(pred), _to_numpy(true)
+    num_classes = None
     if pred.ndim == true.ndim + 1:
+        num_classes = pred.shape[-1]
         pred = pred.argmax(axis=-1)
-    p, t = _flatten(pred, true, mask)
+    keep = true != CLASSIFICATION_PAD_LABEL
+    if mask is not None:
+        mk = _to_numpy(mask).astype(bool)
+        if mk.shape != true.shape:
+            raise ValueError(f"mask has shape {mk.shape}, expected {true.shape}")
+        keep = keep & mk
+    _check_class_ids(true, keep, num_classes)
+    p, t = _flatten(pred, true, keep)
     if np.any(t != np.round(t)) or np.any(p != np.round(p)):
         raise ValueError("classification labels and predictions must be integer class ids (or logits)")
     p, t = p.astype(np.int64), t.astype(np.int64)
     return {"acc": float(np.mean(p == t)), "f1_weighted": _weighted_f1(t, p)}
+
+
+def _check_class_ids(true: np.ndarray, keep: np.ndarray, num_classes: int | None) -> None:
+    bad = keep & (true < 0)
+    if num_classes is not None:
+        bad |= keep & (true >= num_classes)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        at = index[0] if len(index) == 1 else index
+        bound = f"[0, {num_classes}) (the logits have {num_classes} columns)" if num_classes else "[0, C)"
+        raise ValueError(f"true[{at}] = {true[index]:g} is not a class id in {bound}")
 
 
 def _to_numpy(x) -> np.ndarray:

@@ -31,10 +31,22 @@ def _umask_mode() -> int:
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], mode: str = "wb") -> None:
     """Call ``write(handle)`` on a temporary file beside ``path``, fsync, then ``os.replace`` it onto
-    ``path``. The temporary file is removed if anything fails; the error propagates unchanged."""
+    ``path``. The temporary file is removed if anything fails.
+
+    Raises
+    ------
+    OSError
+        When the disk is full, a folder is missing or not writable, or ``path`` is a folder: the same
+        ``errno`` and subclass, with ``path`` as its ``filename`` (a writer such as ``torch.save`` may
+        report a failed write without naming the file, or wrap it in its own ``RuntimeError``). Any
+        other error of ``write`` propagates unchanged.
+    """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path.parent.mkdir(parents=True, exist_ok=True)  # its errors name the folder already
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as error:
+        raise _naming(error, path) from error
     try:
         with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf8"})) as handle:
             write(handle)
@@ -42,10 +54,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], mode: str
             os.fsync(handle.fileno())
         os.chmod(tmp, _umask_mode())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        cause = _os_error_in(error)
+        if cause is not None:
+            raise _naming(cause, path) from error
         raise
+
+
+def _os_error_in(error: BaseException) -> OSError | None:
+    """``error`` itself or the first error it was raised from or while handling that is an
+    ``OSError`` with an errno (how a failed ``write`` shows up under a library's own exception)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError) and error.errno is not None:
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or error.__context__
+    return None
+
+
+def _naming(error: OSError, path: pathlib.Path) -> OSError:
+    """A copy of ``error`` (same subclass and errno) whose filename is ``path``, the file being
+    written, rather than its temporary file or none."""
+    if error.errno is None:
+        return error
+    return type(error)(error.errno, error.strerror or os.strerror(error.errno), os.fspath(path))
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> None:

@@ -40,6 +40,15 @@ class DemoConfig:
     num_samples: int = 200
     seed: int = 0
 
+    def __post_init__(self):
+        for name in ("num_graphs", "train_steps", "batch_size", "hidden_dim", "num_layers", "sampling_steps",
+                     "num_samples"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate!r}")
+
 
 def community_adjacency(num_graphs: int, *, min_nodes: int = 12, max_nodes: int = 20, p_in: float = 0.7,
                         p_out: float = 0.05, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:

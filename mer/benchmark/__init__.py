@@ -14,7 +14,8 @@ returns one row per (condition, seed, recoverer). Two training modes:
 With ``out_dir`` it writes
 
 * ``results.json`` — the list of rows (rewritten atomically after every training, so an interrupted
-  benchmark resumes where it stopped);
+  benchmark resumes where it stopped); a rerun on the same folder merges its rows in and never drops
+  one (see :func:`run_benchmark`);
 * ``table.md`` — per protocol (random, then fixed) a row per condition, a column per method,
   ``ACC2 / F1 / ACC7`` (regression) or ``ACC / F1`` (classification) as mean ± std over seeds, in
   percent, with an ``Average`` row; then the recovery MSE of the dropped features in the same layout;
@@ -26,7 +27,8 @@ Row keys: ``recoverer``, ``protocol`` (``"random"``/``"fixed"``), ``condition`` 
 ``"shared"``), ``metrics`` (the :func:`~mer.metrics.regression_metrics` or
 :func:`~mer.metrics.classification_metrics` keys, ``recovery_mse`` and ``loss``), ``epochs_run``,
 ``best_epoch``, ``train_seconds`` (of the model evaluated: with shared training, the shared run's),
-``eval_seconds``, ``config`` (the resolved config the model was trained with).
+``eval_seconds``, ``config`` (the resolved config the model was trained with),
+``dataset_fingerprint`` (:func:`mer.training.dataset_fingerprint`).
 """
 
 from mer.benchmark.report import format_table, load_results, merge_results, plot_missing_rate, write_report

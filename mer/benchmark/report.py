@@ -15,7 +15,8 @@ import numpy as np
 
 from spectraldiff.atomic import atomic_write, atomic_write_json, atomic_write_text
 
-__all__ = ["format_table", "plot_missing_rate", "write_report", "merge_results", "load_results"]
+__all__ = ["format_table", "plot_missing_rate", "write_report", "merge_results", "load_results",
+           "ROW_ID_FIELDS"]
 
 
 def _columns(task: str) -> tuple[tuple[str, ...], str]:
@@ -77,6 +78,14 @@ _TRAINING_NOTES = {
 }
 
 
+def _labelled(rows: list[dict]) -> list[dict]:
+    """The rows with ``recoverer`` labelled ``name (training mode)`` when they hold both training
+    modes, so a per-condition and a shared model never share a cell."""
+    if len({r.get("training", "per_condition") for r in rows}) < 2:
+        return rows
+    return [{**r, "recoverer": f"{r['recoverer']} ({r.get('training', 'per_condition')})"} for r in rows]
+
+
 def format_table(rows: list[dict], task: str = "regression") -> str:
     """The Markdown tables of ``table.md`` (see :mod:`mer.benchmark`): per protocol (a ``##`` section
     each when the rows hold more than one) the metric table and the recovery-MSE table, each with its
@@ -84,6 +93,7 @@ def format_table(rows: list[dict], task: str = "regression") -> str:
     if not rows:
         raise ValueError("no benchmark rows to tabulate")
     keys, label = _columns(task)
+    rows = _labelled(rows)
     methods = _ordered(r["recoverer"] for r in rows)
     seeds = _ordered(str(r["seed"]) for r in rows)
     protocols = _ordered(r["protocol"] for r in rows)
@@ -151,6 +161,7 @@ def plot_missing_rate(rows: list[dict], path: str | os.PathLike, task: str = "re
     import matplotlib.pyplot as plt
 
     key = "acc" if task == "classification" else "acc2_non0"
+    rows = _labelled(rows)
     rows = [r for r in rows if r["protocol"] == "random"] or rows
     methods = _ordered(r["recoverer"] for r in rows)
     conditions = _ordered(r["condition"] for r in rows)
@@ -192,9 +203,39 @@ def write_report(rows: list[dict], out_dir: str | os.PathLike, task: str = "regr
     plot_missing_rate(rows, out / "missing_rate.png", task)
 
 
+#: The fields that identify a row; :func:`load_results` requires them.
+ROW_ID_FIELDS = ("recoverer", "protocol", "condition", "seed")
+
+
 def load_results(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a ``results.json``."""
-    return json.loads(pathlib.Path(path).read_text(encoding="utf8"))
+    """Rows of a ``results.json``.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, when it is missing, truncated or not JSON, or not a list of rows with
+        ``recoverer``, ``protocol``, ``condition`` and ``seed``.
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"no benchmark results file at {path}")
+    try:
+        rows = json.loads(path.read_text(encoding="utf8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path} is not a readable benchmark results file ({err}); restore it from a "
+                         "copy, or move it away to start a new one, or choose another --out") from None
+    bad = None
+    if not isinstance(rows, list):
+        bad = f"holds a JSON {type(rows).__name__}, not a list of rows"
+    else:
+        for i, row in enumerate(rows):
+            missing = [k for k in ROW_ID_FIELDS if not isinstance(row, dict) or k not in row]
+            if missing:
+                bad = f"row {i} has no {' / '.join(missing)}"
+                break
+    if bad:
+        raise ValueError(f"{path} is not a benchmark results file: {bad}")
+    return rows
 
 
 def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dict]:
@@ -223,10 +264,11 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
         label = name
         if differing:
             label += "[" + ",".join(f"{k}={kwargs.get(k)}" for k in differing) + "]"
-        key = (label, row["protocol"], row["condition"], row["seed"])
+        training = row.get("training", "per_condition")
+        key = (label, row["protocol"], row["condition"], row["seed"], training)
         if key in seen:
             raise ValueError(f"two results for {label} / {row['protocol']} {row['condition']} / seed "
-                             f"{row['seed']}: the merged runs overlap")
+                             f"{row['seed']} / {training}: the merged runs overlap")
         seen[key] = True
         merged.append({**row, "recoverer": label})
     return merged

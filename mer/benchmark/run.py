@@ -1,16 +1,20 @@
 """Running the benchmark: :func:`run_benchmark` trains and tests every recoverer under every condition
 and seed and returns one row per (condition, seed, recoverer). The training modes, the files written
-and the row keys are described in :mod:`mer.benchmark` and ``docs/mer_training.md``."""
+and the row keys are described in :mod:`mer.benchmark` and ``docs/mer_training.md``.
+
+A benchmark folder accumulates: a rerun merges its rows into ``results.json`` (see
+:func:`run_benchmark`), and never drops one."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import pathlib
 import time
 from typing import Sequence
 
-from spectraldiff.atomic import atomic_write_json, jsonable
+from spectraldiff.atomic import atomic_write_json, jsonable, remove_stale_temporaries
 
 from mer.benchmark.report import load_results, write_report
 from mer.config import RunConfig
@@ -24,6 +28,9 @@ from mer.data.protocol import (
 )
 from mer.recoverers import recoverer_class
 from mer.training import resolve_config, train
+from mer.training.build import config_differences
+from mer.training.checkpoint import dataset_fingerprint
+from mer.training.run_lock import RunLock
 
 __all__ = [
     "run_benchmark",
@@ -40,7 +47,10 @@ DEFAULT_SEEDS = (1111, 1112, 1113)
 BENCHMARK_PROTOCOLS = CONDITION_SETS
 TRAINING_MODES = ("per_condition", "shared")
 ROW_KEYS = ("recoverer", "protocol", "condition", "seed", "training", "metrics", "epochs_run",
-            "best_epoch", "train_seconds", "eval_seconds", "config")
+            "best_epoch", "train_seconds", "eval_seconds", "config", "dataset_fingerprint")
+
+# Settings that do not change a row's numbers' meaning: a rerun that differs only in them resumes.
+_COSMETIC = ("train.device", "train.progress")
 
 
 def run_benchmark(
@@ -89,18 +99,32 @@ def run_benchmark(
         ``config.recoverer``, else none).
     device : str, optional
     out_dir : path, optional
-        Where ``results.json``, ``table.md`` and ``missing_rate.png`` go.
+        Where ``results.json``, ``table.md`` and ``missing_rate.png`` go; held exclusively
+        (``out_dir/.lock``) while the benchmark runs. Rows already in ``out_dir/results.json`` are
+        kept: this run's rows are merged in, and the table and figure show them all.
     resume : bool
-        Skip what ``out_dir/results.json`` already holds with the same config and training mode: a
-        run (per-condition), or a (seed, recoverer) with rows for every condition (shared).
+        ``True``: a row of this run whose key (recoverer, protocol, condition, seed, training mode)
+        ``results.json`` already holds with the same settings (config, apart from device and
+        progress bars, and dataset fingerprint) is reused, not retrained — a run (per-condition),
+        or a (seed, recoverer) with rows for every condition (shared); the same key with other
+        settings is refused (``ValueError`` naming the folder, the row and the settings) before
+        anything trains. ``False``: every row of this run is recomputed and replaces the row of its
+        key; rows of other keys are kept.
     progress : bool
         tqdm bars per run.
 
     Returns
     -------
     list of dict
-        One row per (condition, seed, recoverer), in that order; keys :data:`ROW_KEYS` plus
-        ``missing_rate`` or ``pattern``.
+        This run's rows, one per (condition, seed, recoverer), in that order; keys :data:`ROW_KEYS`
+        plus ``missing_rate`` or ``pattern``.
+
+    Raises
+    ------
+    ValueError
+        For bad arguments, a conflicting row (see ``resume``), or an unreadable ``results.json``.
+    RunLockedError
+        (a ``ValueError``) When another live run holds ``out_dir``.
     """
     dataset = synthetic_conversations(seed=0) if dataset is None else dataset
     if not isinstance(dataset, ConversationDataset):
@@ -133,69 +157,122 @@ def run_benchmark(
         return cfg
 
     out = pathlib.Path(out_dir) if out_dir is not None else None
-    done: dict[tuple, dict] = {}
-    if out is not None and resume and (out / "results.json").is_file():
-        for row in load_results(out / "results.json"):
-            done[_key(row)] = row
-
-    def finished(name: str, seed: int, condition: MissingProtocol, row_config: dict) -> dict | None:
-        previous = done.get((name, condition.kind, condition.condition, seed))
-        # Rows written before the training key existed were all per-condition.
-        if (previous is None or previous.get("config") != jsonable(row_config)
-                or previous.get("training", "per_condition") != training):
-            return None
-        return dict(previous, training=training)
-
-    results: dict[tuple, dict] = {}  # (condition index, seed, recoverer) → row
-
-    def save() -> None:
-        if out is not None:
-            atomic_write_json(list(results.values()), out / "results.json")
-
+    fingerprint = dataset_fingerprint(dataset)
+    # Every training of this run: (recoverer, seed, its config, its conditions as (index, condition),
+    # the masks each condition is tested with; None: the model's own protocol).
+    jobs = []
     if training == "per_condition":
         for c, condition in enumerate(conditions):
             for seed in seeds:
                 for name in recoverers:
-                    cfg = run_config(name, seed, condition)
-                    row_config = cfg.to_dict()
-                    previous = finished(name, seed, condition, row_config)
-                    if previous is not None:
-                        results[c, seed, name] = previous
-                        continue
-                    started = time.perf_counter()
-                    trained = train(dataset, config=cfg)
-                    train_seconds = time.perf_counter() - started
-                    results[c, seed, name] = _row(trained, dataset, condition, training,
-                                                  train_seconds, row_config, masks=None)
-                    save()
+                    jobs.append((name, seed, run_config(name, seed, condition), [(c, condition)], None))
     else:
         mixture = mixture_of(conditions)
         for seed in seeds:
             for name in recoverers:
-                cfg = run_config(name, seed, mixture)
-                row_config = cfg.to_dict()
-                previous = [finished(name, seed, condition, row_config) for condition in conditions]
-                if all(p is not None for p in previous):
-                    results.update({(c, seed, name): p for c, p in enumerate(previous)})
-                    continue
-                started = time.perf_counter()
-                trained = train(dataset, config=cfg)
-                train_seconds = time.perf_counter() - started
-                for c, condition in enumerate(conditions):
-                    # masks=condition with no seed of its own: the run's seed draws them, exactly
-                    # as for the per-condition model of this seed.
-                    results[c, seed, name] = _row(trained, dataset, condition, training, train_seconds,
-                                                  row_config, masks=dataclasses.replace(condition, seed=None))
-                save()
+                # masks=condition with no seed of its own: the run's seed draws them, exactly as for
+                # the per-condition model of this seed.
+                jobs.append((name, seed, run_config(name, seed, mixture), list(enumerate(conditions)),
+                             [dataclasses.replace(condition, seed=None) for condition in conditions]))
 
-    rows = [results[c, seed, name] for c in range(len(conditions)) for seed in seeds for name in recoverers]
-    if out is not None:
-        write_report(rows, out, dataset.task)
+    with RunLock(out, what="mer benchmark") if out is not None else contextlib.nullcontext():
+        if out is not None:
+            remove_stale_temporaries(out)
+        kept = _load_rows(out)  # key → row, in file order; replaced in place, never removed
+        results: dict[tuple, dict] = {}  # (condition index, seed, recoverer) → row of this run
+
+        def key(name: str, seed: int, condition: MissingProtocol) -> tuple:
+            return (name, condition.kind, condition.condition, seed, training)
+
+        order = [(c, seed, name) for c in range(len(conditions)) for seed in seeds for name in recoverers]
+
+        def save() -> None:
+            """``results.json``: the kept rows, this run's replacing theirs in place, then this
+            run's new rows in (condition, seed, recoverer) order."""
+            if out is None:
+                return
+            merged = dict(kept)
+            for c, seed, name in order:
+                if (c, seed, name) in results:
+                    merged[key(name, seed, conditions[c])] = results[c, seed, name]
+            atomic_write_json(list(merged.values()), out / "results.json")
+
+        # First decide, for every job, whether results.json already has it; refuse conflicts before
+        # anything trains.
+        todo = []
+        for name, seed, cfg, parts, masks in jobs:
+            row_config = cfg.to_dict()
+            previous = []
+            for c, condition in parts:
+                row = kept.get(key(name, seed, condition)) if resume else None
+                if row is not None:
+                    differences = _differences(row, row_config, fingerprint)
+                    if differences:
+                        raise ValueError(_conflict_message(out, row, differences))
+                previous.append(row)
+            if all(row is not None for row in previous):
+                results.update({(c, seed, name): dict(row, training=training)
+                                for (c, _), row in zip(parts, previous)})
+            else:
+                todo.append((name, seed, cfg, parts, masks))
+
+        for name, seed, cfg, parts, masks in todo:
+            started = time.perf_counter()
+            trained = train(dataset, config=cfg)
+            train_seconds = time.perf_counter() - started
+            for i, (c, condition) in enumerate(parts):
+                results[c, seed, name] = _row(trained, dataset, condition, training, train_seconds,
+                                              cfg.to_dict(), None if masks is None else masks[i],
+                                              fingerprint)
+            save()
+
+        rows = [results[k] for k in order]
+        if out is not None:
+            save()
+            write_report(load_results(out / "results.json"), out, dataset.task)
     return rows
 
 
+def _load_rows(out: pathlib.Path | None) -> dict[tuple, dict]:
+    """The rows of ``out/results.json`` by key (rows written before the training mode was recorded
+    were all per-condition)."""
+    if out is None or not (out / "results.json").exists():
+        return {}
+    path = out / "results.json"
+    rows: dict[tuple, dict] = {}
+    for row in load_results(path):
+        k = _key(row)
+        if k in rows:
+            raise ValueError(f"{path} holds two rows for {_label(row)}; remove one of them")
+        rows[k] = row
+    return rows
+
+
+def _differences(row: dict, row_config: dict, fingerprint: str) -> dict[str, tuple]:
+    """Setting → (value in the saved row, value now), for the settings that keep ``row`` from
+    standing for this run's row of the same key."""
+    differences = config_differences(row.get("config") or {}, row_config, ignore=_COSMETIC)
+    saved = row.get("dataset_fingerprint")
+    if saved is not None and saved != fingerprint:  # rows from before fingerprints: config only
+        differences["dataset_fingerprint"] = (saved, fingerprint)
+    return differences
+
+
+def _conflict_message(out: pathlib.Path, row: dict, differences: dict[str, tuple]) -> str:
+    what = "; ".join(f"{k} is {old!r} there, {new!r} now" for k, (old, new) in differences.items())
+    return (f"{out / 'results.json'} already holds {_label(row)} with other settings ({what}); "
+            "nothing was run: write this run to another --out (out_dir), or delete that row from "
+            "results.json (or rerun with --no-resume / resume=False) to recompute it")
+
+
+def _label(row: dict) -> str:
+    return (f"the row {row['recoverer']} / {row['protocol']} {row['condition']} / seed {row['seed']} / "
+            f"{row.get('training', 'per_condition')}")
+
+
 def _row(trained, dataset: ConversationDataset, condition: MissingProtocol, training: str,
-         train_seconds: float, row_config: dict, masks: MissingProtocol | None) -> dict:
+         train_seconds: float, row_config: dict, masks: MissingProtocol | None,
+         fingerprint: str) -> dict:
     """The result row of ``trained`` evaluated on the test split under ``condition`` (``masks=None``:
     the model's own protocol, which is ``condition``)."""
     started = time.perf_counter()
@@ -212,6 +289,7 @@ def _row(trained, dataset: ConversationDataset, condition: MissingProtocol, trai
         "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - started,
         "config": row_config,
+        "dataset_fingerprint": fingerprint,
     }
     if condition.kind == "random":
         row["missing_rate"] = float(condition.missing_rate)
@@ -221,4 +299,5 @@ def _row(trained, dataset: ConversationDataset, condition: MissingProtocol, trai
 
 
 def _key(row: dict) -> tuple:
-    return (row["recoverer"], row["protocol"], row["condition"], int(row["seed"]))
+    return (row["recoverer"], row["protocol"], row["condition"], int(row["seed"]),
+            row.get("training", "per_condition"))

@@ -569,6 +569,11 @@ def _check_conversation(
 def _check_labels(labels: np.ndarray, where: str, task: str, label_range) -> np.ndarray:
     if labels.dtype.kind not in "biuf":
         raise ValueError(f"{where}: labels must be numeric, got dtype {labels.dtype}")
+    if labels.dtype.kind == "b" and task == "regression":
+        raise ValueError(
+            f"{where}: labels are booleans (dtype bool), not regression scores; give float labels, or "
+            "task='classification' for two classes"
+        )
     y = labels.astype(np.float64)
     bad = ~np.isfinite(y)
     if bad.any():

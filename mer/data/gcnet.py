@@ -51,7 +51,9 @@ def load_gcnet(
     task : {"regression", "classification"}, optional
         Default: classification if every label is an integer (IEMOCAP), else regression.
     num_classes : int, optional
-        Classification only; default ``max(label) + 1``.
+        Classification only. Default: ``C`` when the labels found are exactly ``0 … C − 1``; otherwise
+        (a class absent from the file, or a stray label such as a 9 among 0–5) a ``ValueError`` lists
+        the labels found and asks for ``num_classes``, rather than guessing ``max(label) + 1``.
     valid_fraction : float
         For the 6-entry (IEMOCAP) variant, which has no validation list: this fraction of the training
         conversations (``round``, seeded by ``seed``) becomes the valid split.
@@ -106,6 +108,8 @@ def load_gcnet(
     if task is None:
         task = "classification" if all(y.dtype.kind in "iu" for y in raw_labels) else "regression"
 
+    if task == "classification" and num_classes is None:
+        num_classes = _contiguous_classes(raw_labels, label_pickle)
     features = {m: _load_modality(m, d, order, video_ids) for m, d in feature_dirs.items()}
     conversations = [
         Conversation(
@@ -129,6 +133,22 @@ def load_gcnet(
         num_classes=num_classes,
         label_range=label_range,
         name=name or os.path.splitext(os.path.basename(os.fspath(label_pickle)))[0],
+    )
+
+
+def _contiguous_classes(labels: list[np.ndarray], path) -> int | None:
+    """``C`` when the labels present are exactly ``0 … C − 1``; ``None`` for non-numeric labels, which
+    the dataset's own checks refuse with their message."""
+    values = np.concatenate([np.asarray(y).reshape(-1) for y in labels]) if labels else np.zeros(0)
+    if values.dtype.kind not in "biuf":
+        return None
+    found = sorted({float(v) for v in values})
+    if found and found == list(range(len(found))):
+        return len(found)
+    shown = ", ".join(f"{v:g}" for v in found[:20]) + (", ..." if len(found) > 20 else "")
+    raise ValueError(
+        f"{path}: cannot infer the number of classes: the labels found are {{{shown}}}, not 0 … C-1; "
+        "pass num_classes= (config: data.options.num_classes) if a class is absent, or fix the stray labels"
     )
 
 

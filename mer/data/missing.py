@@ -18,6 +18,7 @@ modality.
 from __future__ import annotations
 
 import itertools
+import numbers
 import zlib
 from typing import Iterable, Sequence
 
@@ -31,6 +32,8 @@ __all__ = [
     "pattern_masks",
     "random_missing",
     "max_missing_rate",
+    "check_missing_rate",
+    "RATE_LABEL_TOLERANCE",
     "missing_rate",
     "check_masks",
     "MaskCache",
@@ -87,6 +90,38 @@ def max_missing_rate(num_modalities: int) -> float:
     return (num_modalities - 1) / num_modalities
 
 
+#: How far a requested rate may lie from ``(M − 1)/M`` and still mean it: the tables print 2/3 as
+#: ``0.667``, so typing the printed label back must select the same row.
+RATE_LABEL_TOLERANCE = 5e-4
+
+
+def check_missing_rate(rate: float, num_modalities: int) -> float:
+    """``rate`` as a float in ``[0, (M − 1)/M]``; a rate within :data:`RATE_LABEL_TOLERANCE` of the
+    ceiling (``0.667`` for ``M = 3``) becomes the ceiling itself.
+
+    >>> check_missing_rate(0.667, 3) == 2 / 3
+    True
+
+    Raises
+    ------
+    ValueError
+        For a bool, a non-number, NaN/Inf, a negative rate or one above the ceiling.
+    """
+    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
+        raise ValueError(f"missing_rate must be a number, got {rate!r}")
+    rate = float(rate)
+    ceiling = max_missing_rate(num_modalities)
+    if abs(rate - ceiling) <= RATE_LABEL_TOLERANCE:
+        return ceiling
+    if not np.isfinite(rate) or rate < 0.0 or rate > ceiling:
+        raise ValueError(
+            f"missing_rate {rate:g} is outside [0, (M-1)/M = {ceiling:.4g}] for M = {num_modalities} "
+            f"modalities: every utterance must keep at least one modality (the highest rate is printed "
+            f"{ceiling:.3f})"
+        )
+    return rate
+
+
 def missing_rate(masks: Sequence[np.ndarray]) -> float:
     """Realised ``MR = 1 − Σ α / Σ (N_i · M)`` of a list of ``(N_i, M)`` masks."""
     total = sum(int(np.asarray(a).size) for a in masks)
@@ -133,7 +168,7 @@ def random_missing(
             f"random_missing needs a ConversationDataset (or one of its splits), got {type(dataset)}"
         )
     M = len(dataset.modalities)
-    rate = _check_rate(missing_rate, M)
+    rate = check_missing_rate(missing_rate, M)
     masks: list[np.ndarray | None] = [None] * len(dataset)
     splits = dataset.splits
     assigned = {i for idx in splits.values() for i in idx}
@@ -191,7 +226,7 @@ class MaskCache:
         self, dataset: ConversationDataset, split: str, missing_rate: float, seed: int = 0
     ) -> tuple[np.ndarray, ...]:
         """Masks ``(N_i, M)`` for the conversations of ``split``, in ``dataset.splits[split]`` order."""
-        rate = _check_rate(missing_rate, len(dataset.modalities))
+        rate = check_missing_rate(missing_rate, len(dataset.modalities))
         key = (_fingerprint(dataset), split, round(rate, 12), int(seed))
         if key not in self._store:
             masks = random_missing(dataset.split(split), rate, seed)
@@ -245,17 +280,6 @@ def _modalities_of(dataset) -> tuple[str, ...]:
     if not convs:
         raise ValueError("no conversations given")
     return convs[0].modalities
-
-
-def _check_rate(rate: float, M: int) -> float:
-    rate = float(rate)
-    ceiling = max_missing_rate(M)
-    if not np.isfinite(rate) or rate < 0.0 or rate > ceiling + 1e-9:
-        raise ValueError(
-            f"missing_rate {rate:g} is outside [0, (M-1)/M = {ceiling:.4g}] for M = {M} modalities: "
-            "every utterance must keep at least one modality"
-        )
-    return min(rate, ceiling)
 
 
 def _group_seed(seed: int, name: str, rate: float) -> np.random.SeedSequence:

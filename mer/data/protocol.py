@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import zlib
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
@@ -32,7 +33,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mer.data.conversation import ConversationDataset
-from mer.data.missing import fixed_patterns, max_missing_rate, pattern_masks, random_missing, split_masks
+from mer.data.missing import (
+    check_missing_rate,
+    fixed_patterns,
+    max_missing_rate,
+    pattern_masks,
+    random_missing,
+    split_masks,
+)
 
 __all__ = [
     "MissingProtocol",
@@ -101,12 +109,18 @@ class MissingProtocol:
             self.mixture = tuple(_mixture_item(item) for item in self.mixture)
 
     def validate(self, modalities: list[str] | None = None) -> None:
+        """Refuse a setting that cannot run. With ``modalities``, a missing rate (here or in the
+        mixture) must lie in ``[0, (M − 1)/M]``, and one within rounding of the ceiling (``0.667``,
+        as the tables print 2/3) is set to the ceiling itself; without them, in ``[0, 1)``."""
         if self.kind not in PROTOCOL_KINDS:
             raise ValueError(f"unknown protocol kind {self.kind!r}; valid: {list(PROTOCOL_KINDS)}")
         if self.kind == "random":
-            rate = float(self.missing_rate)
-            if not (math.isfinite(rate) and rate >= 0.0):
-                raise ValueError(f"missing_rate must be >= 0, got {self.missing_rate}")
+            if modalities is not None:
+                self.missing_rate = check_missing_rate(self.missing_rate, len(modalities))
+            elif isinstance(self.missing_rate, bool) or not isinstance(self.missing_rate, numbers.Real):
+                raise ValueError(f"missing_rate must be a number, got {self.missing_rate!r}")
+            elif not (math.isfinite(self.missing_rate) and 0.0 <= self.missing_rate < 1.0):
+                raise ValueError(f"missing_rate must be in [0, (M-1)/M], below 1, got {self.missing_rate}")
         if self.kind == "fixed":
             if not self.pattern:
                 raise ValueError("a fixed protocol needs a non-empty pattern of available modalities")
@@ -126,15 +140,17 @@ class MissingProtocol:
                 f"mixture=(0.0, 0.3, ('t',)); got {self.mixture!r}"
             )
         seen: dict = {}
-        for i, item in enumerate(self.mixture):
+        items = list(self.mixture)
+        for i, item in enumerate(items):
             if isinstance(item, float):
-                ceiling = None if modalities is None else (len(modalities) - 1) / len(modalities)
-                if not (math.isfinite(item) and item >= 0.0) or (
-                    ceiling is not None and item > ceiling + 1e-9
-                ):
-                    bound = "" if ceiling is None else f", (M-1)/M = {ceiling:.4g}"
+                if modalities is not None:
+                    try:
+                        item = items[i] = check_missing_rate(item, len(modalities))
+                    except ValueError as err:
+                        raise ValueError(f"mixture[{i}]: {err}") from None
+                elif not (math.isfinite(item) and 0.0 <= item < 1.0):
                     raise ValueError(
-                        f"mixture[{i}]: missing rate {item:g} is outside [0{bound}]: every utterance "
+                        f"mixture[{i}]: missing rate {item:g} is outside [0, (M-1)/M]: every utterance "
                         "must keep at least one modality"
                     )
             elif not isinstance(item, tuple) or not item or not all(isinstance(m, str) for m in item):
@@ -151,6 +167,7 @@ class MissingProtocol:
             if item in seen:
                 raise ValueError(f"mixture[{i}] = {item!r} repeats mixture[{seen[item]}]")
             seen[item] = i
+        self.mixture = tuple(items)
 
     @property
     def conditions(self) -> list["MissingProtocol"]:
@@ -229,20 +246,25 @@ def _mixture_item(item: Any) -> Any:
 
 
 # ------------------------------------------------------------------------ command-line forms
-def _names(text: str) -> list[str]:
-    return [v.strip() for v in text.split(",") if v.strip()]
-
-
 def parse_mixture(text: str) -> list[float | tuple[str, ...]]:
-    """``"0.0;0.3;t,a"`` → ``[0.0, 0.3, ("t", "a")]``: an item that reads as a number is a rate."""
+    """``"0.0;0.3;t,a"`` → ``[0.0, 0.3, ("t", "a")]``: an item that reads as a number is a rate.
+
+    An empty item (``"0.1;;0.2"``, a trailing ``;``, ``"t,,a"``) raises ``ValueError``: it is a typo,
+    and dropping it would run a different mixture than the one asked for.
+    """
     items: list[float | tuple[str, ...]] = []
-    for item in (part.strip() for part in text.split(";")):
+    for k, item in enumerate(part.strip() for part in text.split(";")):
         if not item:
-            continue
+            raise ValueError(f"mixture {text!r}: item {k} is empty; separate the conditions with "
+                             "single ';', e.g. '0.0;0.3;t,a'")
         try:
             items.append(float(item))
         except ValueError:
-            items.append(tuple(_names(item)))
+            names = [v.strip() for v in item.split(",")]
+            if not all(names):
+                raise ValueError(f"mixture {text!r}: item {k} ({item!r}) has an empty modality name; "
+                                 "separate the names with single ',', e.g. 't,a'") from None
+            items.append(tuple(names))
     return items
 
 

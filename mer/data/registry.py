@@ -1,8 +1,9 @@
 """Data sources by name, so configs and the CLI pick a dataset with a string.
 
 Built in: ``"synthetic"`` (:func:`~mer.data.synthetic.synthetic_conversations`, the default when no data
-path is given), ``"mmsa"`` (:func:`~mer.data.mmsa.load_mmsa`) and ``"gcnet"``
-(:func:`~mer.data.gcnet.load_gcnet`).
+path is given), ``"mmsa"`` (:func:`~mer.data.mmsa.load_mmsa`), ``"gcnet"``
+(:func:`~mer.data.gcnet.load_gcnet`) and ``"gaussian"``
+(:func:`~mer.data.gaussian.gaussian_conversations`, the yardstick with a known optimum).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Callable
 from spectraldiff import Registry
 
 from mer.data.conversation import ConversationDataset
+from mer.data.gaussian import gaussian_conversations
 from mer.data.gcnet import load_gcnet
 from mer.data.mmsa import load_mmsa
 from mer.data.synthetic import synthetic_conversations
@@ -50,3 +52,4 @@ def load_dataset(name: str, **kwargs) -> ConversationDataset:
 register_dataset("synthetic", synthetic_conversations)
 register_dataset("mmsa", load_mmsa)
 register_dataset("gcnet", load_gcnet)
+register_dataset("gaussian", gaussian_conversations)

@@ -105,6 +105,9 @@ class Recoverer(nn.Module):
       observed entry **unchanged** (bit for bit) and fills only the missing ones
       (:func:`merge_observed` enforces this); padded utterances are zero. It is differentiable so the
       task loss can train the recoverer end to end. Called under ``torch.no_grad()`` in evaluation.
+    * :attr:`stochastic` — ``True`` for a method whose :meth:`recover` samples. It must draw from
+      torch's global generator (or NumPy's / :mod:`random`'s), never from a private unseeded one:
+      evaluation seeds those per pass (:func:`mer.training.evaluation.seeded_rng`).
     * :meth:`training_step` ``(batch, observed) → (Recovery, losses)`` — what the trainer calls in
       training. The default is ``(recover(...), training_losses(...))``; override it to share work
       between the two or, for a sampler that is too expensive to run every step, to return a cheaper
@@ -117,6 +120,10 @@ class Recoverer(nn.Module):
 
     #: Registry name, set by :func:`register_recoverer`.
     name: str = ""
+    #: Whether :meth:`recover` draws random numbers (a sampler). Evaluation seeds every pass either
+    #: way; ``samples=K`` averages K draws only for a stochastic method. The contract test checks the
+    #: flag: a deterministic method must recover the same under any torch seed, a stochastic one not.
+    stochastic: bool = False
 
     def __init__(
         self,

@@ -97,6 +97,8 @@ class GSDNet(Recoverer):
         VP SDE schedule.
     """
 
+    stochastic = True  # the reverse process starts from the prior
+
     def __init__(
         self,
         modalities: Sequence[str],

@@ -107,6 +107,8 @@ class IMDer(Recoverer):
     ``{"score": (), "rec": ()}``.
     """
 
+    stochastic = True  # reverse-SDE sampling and noised conditions
+
     def __init__(self, modalities, feature_dims, *, graph_config=None, sigma: float = 25.0,
                  steps: int = 100, train_steps: int = 10, eps: float = 1e-3,
                  channels: Sequence[int] = (32, 64), token_dim: int = 32, time_dim: int = 32,

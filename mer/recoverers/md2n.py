@@ -185,6 +185,8 @@ class MD2N(Recoverer):
     for each recovered modality. ``training_step`` returns ``{"diffusion", "rec", "align"}`` (scalars).
     """
 
+    stochastic = True  # the reverse diffusion starts from noise
+
     def __init__(
         self,
         modalities: Sequence[str],

@@ -204,6 +204,8 @@ class RoHyDR(Recoverer):
     single terms (``hddm, ur, disc, adv, rec, c1, c2``, 0-d, detached) in ``extras``.
     """
 
+    stochastic = True  # ancestral DDPM sampling
+
     def __init__(self, modalities, feature_dims, *, graph_config=None, stages: str = "multi",
                  timesteps: int = 50, sample_steps: int = 10, train_sample_steps: int = 4,
                  width: int = 32, layers: int = 2, heads: int = 2, fusion_dim: int = 32,

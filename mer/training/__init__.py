@@ -5,7 +5,8 @@
 * :mod:`~mer.training.state` — :class:`TrainState`, :class:`EarlyStopper`;
 * :mod:`~mer.training.evaluation` — :func:`evaluate_model`, :class:`TrainedModel`;
 * :mod:`~mer.training.checkpoint` — the one checkpoint schema (:class:`Checkpoint`), loaded with
-  ``weights_only=True``.
+  ``weights_only=True``, and the dataset fingerprint a run is tied to;
+* :mod:`~mer.training.run_lock` — :class:`RunLock`, a run's exclusive hold on its output folder.
 
 The masks a run sees come from :class:`mer.data.protocol.MaskPlan`.
 """
@@ -15,19 +16,29 @@ from spectraldiff.atomic import jsonable
 from mer.data.protocol import protocol_masks
 from mer.nn.task_loss import task_loss
 from mer.training.build import build_model, resolve_config
-from mer.training.checkpoint import Checkpoint, atomic_save, atomic_write_json, load_checkpoint
+from mer.training.checkpoint import (
+    Checkpoint,
+    atomic_save,
+    atomic_write_json,
+    dataset_fingerprint,
+    load_checkpoint,
+)
 from mer.training.evaluation import TrainedModel, evaluate_model
 from mer.training.loop import train, train_epoch
+from mer.training.run_lock import RunLock, RunLockedError
 from mer.training.state import EarlyStopper, TrainState
 
 __all__ = [
     "Checkpoint",
     "EarlyStopper",
+    "RunLock",
+    "RunLockedError",
     "TrainState",
     "TrainedModel",
     "atomic_save",
     "atomic_write_json",
     "build_model",
+    "dataset_fingerprint",
     "evaluate_model",
     "jsonable",
     "load_checkpoint",

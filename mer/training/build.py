@@ -1,5 +1,6 @@
 """From a config to a model: :func:`resolve_config` applies the explicit overrides to a
-:class:`~mer.config.RunConfig` and validates it; :func:`build_model` builds the model it describes."""
+:class:`~mer.config.RunConfig` and validates it; :func:`build_model` builds the model it describes;
+:func:`config_differences` says where two saved configs differ (resume and benchmark-rerun checks)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,18 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from spectraldiff.atomic import jsonable
+
 from mer.config import RunConfig
 from mer.data.protocol import MissingProtocol
 from mer.model import MERModel
 from mer.recoverers import build_recoverer
 
-__all__ = ["build_model", "resolve_config", "device_of"]
+__all__ = ["build_model", "resolve_config", "device_of", "config_differences", "RESUMABLE_SETTINGS"]
+
+#: Settings that may change between an interrupted run and its resumption.
+# ``train.eval_samples`` only changes how the final metrics are computed, not the training.
+RESUMABLE_SETTINGS = ("train.epochs", "train.device", "train.progress", "train.eval_samples")
 
 
 def build_model(
@@ -80,3 +87,31 @@ def device_of(name: str) -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available; use device='cpu'")
     return dev
+
+
+def config_differences(saved: Mapping, now: Mapping, ignore: Sequence[str] = ()) -> dict[str, tuple]:
+    """Dotted setting name → ``(saved value, current value)`` for every setting two
+    :meth:`RunConfig.to_dict` dicts disagree on, except those in ``ignore``; ``recoverer_kwargs``
+    compares as one setting. A setting a saved config lacks (written before it existed) counts as
+    its default; tuples and lists compare equal (JSON has only lists)."""
+    old, new = _flatten(_normalized(saved)), _flatten(_normalized(now))
+    return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+            if k not in ignore and old.get(k) != new.get(k)}
+
+
+def _normalized(config: Mapping) -> dict:
+    try:
+        config = RunConfig.from_dict(config).to_dict()
+    except (TypeError, ValueError):
+        pass  # compare it as it is: the differences will say what is wrong
+    return jsonable(config)
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping) and k != "recoverer_kwargs":
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out

@@ -4,20 +4,25 @@
 A checkpoint is a plain dict of tensors and plain containers:
 
 * every checkpoint (``best.pt``, :meth:`TrainedModel.save`): ``format``, ``config`` (the
-  :class:`~mer.config.RunConfig` as a dict), ``dataset_info``, ``model`` (state dict), ``best_epoch``,
-  ``history``;
+  :class:`~mer.config.RunConfig` as a dict), ``dataset_info`` (:func:`dataset_info`: modalities,
+  widths, task, classes, name and the content :func:`dataset_fingerprint`), ``model`` (state dict),
+  ``best_epoch``, ``history``;
 * ``last.pt`` adds what resuming needs: ``seed``, ``epoch``, ``optimizer``, ``best_state``,
   ``best_loss``, ``bad_epochs`` and ``rng`` (Python, NumPy and torch generator states, stored as
   tensors and ints by :func:`rng_state`).
 
-:class:`Checkpoint` builds and reads that dict; nothing else does.
+:class:`Checkpoint` builds and reads that dict; nothing else does. :func:`check_dataset_matches` is
+the one check that a dataset fits a checkpoint's ``dataset_info`` (shapes when evaluating; the exact
+content, by fingerprint, when resuming).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pathlib
 import random
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,11 +31,16 @@ import torch
 
 from spectraldiff.atomic import atomic_write, atomic_write_json, jsonable
 
+from mer.data import ConversationDataset
+
 __all__ = [
     "CHECKPOINT_FORMAT",
     "Checkpoint",
     "atomic_save",
     "atomic_write_json",
+    "check_dataset_matches",
+    "dataset_fingerprint",
+    "dataset_info",
     "load_checkpoint",
     "rng_state",
     "set_rng_state",
@@ -76,7 +86,8 @@ class Checkpoint:
     config : dict
         The resolved run config, :meth:`RunConfig.to_dict`.
     dataset_info : dict
-        ``modalities``, ``feature_dims``, ``task``, ``num_classes``, ``name``.
+        :func:`dataset_info`: ``modalities``, ``feature_dims``, ``task``, ``num_classes``, ``name``,
+        ``fingerprint``.
     model : dict
         The model's state dict.
     best_epoch : int
@@ -133,6 +144,82 @@ class Checkpoint:
         resume = {k: payload[k] for k in cls.RESUME_KEYS} if resumable else None
         return cls(payload["config"], payload["dataset_info"], payload["model"],
                    payload.get("best_epoch", 0), payload.get("history") or [], resume)
+
+
+# ------------------------------------------------------------------------------- the dataset
+_fingerprints: "weakref.WeakKeyDictionary[ConversationDataset, str]" = weakref.WeakKeyDictionary()
+
+
+def dataset_fingerprint(dataset: ConversationDataset) -> str:
+    """``"sha256:<hex>"`` of a dataset's content: modalities, task, classes, label range, splits and,
+    per conversation, its id, utterance ids, feature matrices (dtype, shape, bytes), labels and
+    speakers. The free-form ``name`` is left out. Computed once per dataset object (datasets are
+    not modified in place)."""
+    cached = _fingerprints.get(dataset)
+    if cached is not None:
+        return cached
+    h = hashlib.sha256()
+
+    def text(value) -> None:
+        data = repr(value).encode("utf8")
+        h.update(len(data).to_bytes(8, "little") + data)
+
+    def array(a: np.ndarray) -> None:
+        a = np.ascontiguousarray(a)
+        text((a.dtype.str, a.shape))
+        h.update(a.tobytes())
+
+    text((dataset.modalities, dataset.task, dataset.num_classes, dataset.label_range,
+          sorted(dataset.splits.items())))
+    for conv in dataset:
+        text((conv.conversation_id, tuple(conv.utterance_ids)))
+        for m in dataset.modalities:
+            array(conv.features[m])
+        array(conv.labels)
+        array(conv.speakers)
+    fingerprint = "sha256:" + h.hexdigest()
+    _fingerprints[dataset] = fingerprint
+    return fingerprint
+
+
+def dataset_info(dataset: ConversationDataset) -> dict:
+    """The ``dataset_info`` a checkpoint stores: ``modalities``, ``feature_dims``, ``task``,
+    ``num_classes``, ``name``, ``fingerprint`` (:func:`dataset_fingerprint`)."""
+    return {
+        "modalities": list(dataset.modalities),
+        "feature_dims": dataset.feature_dims,
+        "task": dataset.task,
+        "num_classes": dataset.num_classes,
+        "name": dataset.name,
+        "fingerprint": dataset_fingerprint(dataset),
+    }
+
+
+def check_dataset_matches(dataset: ConversationDataset, info: dict, *, resuming: str | None = None) -> None:
+    """Raise ``ValueError`` unless ``dataset`` fits a checkpoint's ``dataset_info``: the same
+    modalities, widths and task (any such dataset can be evaluated); with ``resuming`` (the run folder)
+    also the same content, by :func:`dataset_fingerprint` (checkpoints written before fingerprints
+    existed are not checked for it). An empty ``info`` is not checked."""
+    if not info:
+        return
+    if list(dataset.modalities) != list(info["modalities"]):
+        raise ValueError(
+            f"dataset modalities {dataset.modalities} differ from the model's {info['modalities']}"
+        )
+    if dataset.feature_dims != dict(info["feature_dims"]):
+        raise ValueError(
+            f"dataset feature widths {dataset.feature_dims} differ from the model's {info['feature_dims']}"
+        )
+    if dataset.task != info["task"]:
+        raise ValueError(f"dataset task {dataset.task!r} differs from the model's {info['task']!r}")
+    saved = info.get("fingerprint")
+    if resuming is not None and saved is not None and saved != dataset_fingerprint(dataset):
+        raise ValueError(
+            f"cannot resume {resuming}: it was trained on another dataset (fingerprint {saved}, "
+            f"{info.get('name')!r}) than the one given ({dataset_fingerprint(dataset)}, {dataset.name!r}); "
+            "pass the run's dataset, or use another out_dir / --out, or resume=False / --no-resume "
+            "to start over"
+        )
 
 
 # --------------------------------------------------------------------------------- RNG states

@@ -1,12 +1,24 @@
 """Evaluation: :func:`evaluate_model` scores a model on conversations under given masks, and
 :class:`TrainedModel` holds a trained model with the config, history and dataset description that
-produced it (saved to and loaded from a checkpoint)."""
+produced it (saved to and loaded from a checkpoint).
+
+Evaluation is seeded. A diffusion recoverer samples its fill of the missing entries, so an
+unseeded evaluation of one checkpoint gives different metrics every call. Every pass of
+:func:`evaluate_model` therefore runs inside :func:`seeded_rng` with the seed
+:func:`evaluation_seed` derives from ``(run seed, split, draw)``: the same checkpoint, data and
+masks give bit-identical metrics in every call and every process (on one machine and device),
+and the caller's RNG streams are left exactly as they were, so validation inside training does not
+shift the training stream.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
 import pathlib
-from typing import Any, Sequence
+import random
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -20,12 +32,52 @@ from mer.model import MERModel
 from mer.nn.task_loss import task_loss
 from mer.recoverers import recovery_error
 from mer.training.build import build_model, device_of
-from mer.training.checkpoint import Checkpoint
+from mer.training.checkpoint import Checkpoint, check_dataset_matches
 
-__all__ = ["evaluate_model", "TrainedModel"]
+__all__ = ["evaluate_model", "evaluation_seed", "seeded_rng", "TrainedModel"]
 
 
-@torch.no_grad()
+def evaluation_seed(seed: int, split: str, draw: int = 0) -> int:
+    """The seed of draw ``draw`` of an evaluation on ``split`` of a run seeded ``seed``.
+
+    The first 8 bytes (little-endian) of ``sha256(f"mer.evaluate/{seed}/{split}/{draw}")``, keeping
+    63 bits: stable across processes, platforms and Python versions (unlike ``hash()``), and
+    unrelated for neighbouring seeds, splits and draws.
+
+    >>> evaluation_seed(0, "test") == evaluation_seed(0, "test", 0) != evaluation_seed(0, "valid")
+    True
+    """
+    text = f"mer.evaluate/{int(seed)}/{split}/{int(draw)}".encode()
+    return int.from_bytes(hashlib.sha256(text).digest()[:8], "little") & (2**63 - 1)
+
+
+@contextlib.contextmanager
+def seeded_rng(seed: int, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run the block with torch's CPU generator (and ``device``'s, when it is a CUDA device), NumPy's
+    global generator and Python's :mod:`random` seeded by ``seed``; restore all of them afterwards.
+
+    Built on :func:`torch.random.fork_rng`, so only the CPU and the one CUDA device the model runs on
+    are forked (and seeded): other devices' generators are not touched.
+    """
+    dev = torch.device(device)
+    cuda = []
+    if dev.type == "cuda":
+        cuda = [dev.index if dev.index is not None else torch.cuda.current_device()]
+    py_state, np_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng(devices=cuda):
+            torch.default_generator.manual_seed(seed)
+            for index in cuda:
+                with torch.cuda.device(index):
+                    torch.cuda.manual_seed(seed)
+            random.seed(seed)
+            np.random.seed(seed % 2**32)
+            yield
+    finally:
+        random.setstate(py_state)
+        np.random.set_state(np_state)
+
+
 def evaluate_model(
     model: MERModel,
     conversations: Sequence,
@@ -34,13 +86,49 @@ def evaluate_model(
     batch_size: int = 64,
     device: torch.device | str = "cpu",
     regression_loss: str = "l1",
+    seed: int = 0,
+    split: str = "test",
+    samples: int = 1,
 ) -> dict[str, float]:
-    """Metrics of ``model`` on ``conversations`` seeing only ``masks``.
+    """Metrics of ``model`` on ``conversations`` seeing only ``masks``, with seeded sampling noise.
 
-    Returns the :func:`~mer.metrics.regression_metrics` keys (or the classification ones), plus
-    ``recovery_mse`` (per-feature MSE of the dropped entries in standardised units; NaN when nothing
-    is dropped) and ``loss`` (the mean task loss).
+    Parameters
+    ----------
+    seed, split : int, str
+        Draw ``k`` runs under :func:`seeded_rng` with :func:`evaluation_seed` ``(seed, split, k)``
+        (the trainer passes the run's seed and ``"valid"``; :meth:`TrainedModel.evaluate` the run's
+        seed and the split it scores). The caller's RNG streams are unchanged afterwards.
+    samples : int
+        ``K ≥ 1`` draws ``k = 0 … K−1``, each a full pass over the conversations, whose metrics are
+        averaged (the mean of each key). Only a recoverer whose ``stochastic`` attribute is true
+        samples; any other gives the same numbers every draw, so it runs once and records 1.
+
+    Returns
+    -------
+    dict
+        The :func:`~mer.metrics.regression_metrics` keys (or the classification ones), plus
+        ``recovery_mse`` (per-feature MSE of the dropped entries in standardised units; NaN when
+        nothing is dropped), ``loss`` (the mean task loss), ``eval_samples`` (the number of draws
+        averaged) and ``eval_seed`` (``seed``). The numbers depend on ``batch_size`` as well: the
+        noise of a draw is one stream over the batches in order.
     """
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    draws = int(samples) if getattr(model.recoverer, "stochastic", False) else 1
+    runs = []
+    for k in range(draws):
+        with seeded_rng(evaluation_seed(seed, split, k), device):
+            runs.append(_evaluate_once(model, conversations, masks, batch_size, device, regression_loss))
+    metrics = runs[0] if draws == 1 else {key: sum(r[key] for r in runs) / draws for key in runs[0]}
+    metrics["eval_samples"] = draws
+    metrics["eval_seed"] = int(seed)
+    return metrics
+
+
+@torch.no_grad()
+def _evaluate_once(model: MERModel, conversations: Sequence, masks: Sequence[np.ndarray],
+                   batch_size: int, device, regression_loss: str) -> dict[str, float]:
+    """One pass of :func:`evaluate_model` with whatever RNG state the caller set."""
     model.eval()
     loader = DataLoader(
         MaskedConversations(conversations, masks),
@@ -108,8 +196,10 @@ class TrainedModel:
         masks: Any = None,
         *,
         batch_size: int | None = None,
+        samples: int | None = None,
+        seed: int | None = None,
     ) -> dict[str, float]:
-        """Metrics on ``dataset.split(split)``.
+        """Metrics on ``dataset.split(split)``, deterministic: the same in every call and process.
 
         Parameters
         ----------
@@ -118,13 +208,19 @@ class TrainedModel:
             every method sees); a :class:`~mer.data.protocol.MissingProtocol` (its ``seed``, when set, replaces the
             run's), rate, pattern, dict or ``"none"`` as in :func:`train`; or explicit ``(N_i, M)``
             arrays, one per conversation of the split.
+        samples : int, optional
+            Seeded draws to average where the recoverer samples (default
+            ``config.train.eval_samples``, 1 unless set); see :func:`evaluate_model`.
+        seed : int, optional
+            Seed of the sampling noise (default: the run's seed, ``config.seed``); the draws use
+            :func:`evaluation_seed` ``(seed, split, k)``. Independent of the mask seed.
 
         Returns
         -------
         dict
-            See :func:`evaluate_model`.
+            See :func:`evaluate_model` (``eval_samples`` and ``eval_seed`` say how it was drawn).
         """
-        _check_dataset_matches(dataset, self.dataset_info)
+        check_dataset_matches(dataset, self.dataset_info)
         part = dataset.split(split)
         explicit = (
             isinstance(masks, (list, tuple))
@@ -136,8 +232,8 @@ class TrainedModel:
         else:
             protocol = (self.config.protocol if masks is None
                         else MissingProtocol.parse(masks, dataset.modalities))
-            seed = self.config.mask_seed if protocol.seed is None else int(protocol.seed)
-            mask_list = MaskPlan(dataset, protocol, seed).split(split)
+            mask_seed = self.config.mask_seed if protocol.seed is None else int(protocol.seed)
+            mask_list = MaskPlan(dataset, protocol, mask_seed).split(split)
         return evaluate_model(
             self.model,
             list(part),
@@ -145,6 +241,9 @@ class TrainedModel:
             batch_size=batch_size or self.config.train.eval_batch_size,
             device=self.device,
             regression_loss=self.config.train.regression_loss,
+            seed=self.config.seed if seed is None else int(seed),
+            split=split,
+            samples=self.config.train.eval_samples if samples is None else samples,
         )
 
     def save(self, path: str | os.PathLike) -> None:
@@ -181,19 +280,3 @@ class TrainedModel:
         cfg = self.config
         return (f"TrainedModel(recoverer={cfg.recoverer!r}, protocol={cfg.protocol.condition!r}, "
                 f"seed={self.config.seed}, best_epoch={self.best_epoch})")
-
-
-
-def _check_dataset_matches(dataset: ConversationDataset, info: dict) -> None:
-    if not info:
-        return
-    if list(dataset.modalities) != list(info["modalities"]):
-        raise ValueError(
-            f"dataset modalities {dataset.modalities} differ from the model's {info['modalities']}"
-        )
-    if dataset.feature_dims != dict(info["feature_dims"]):
-        raise ValueError(
-            f"dataset feature widths {dataset.feature_dims} differ from the model's {info['feature_dims']}"
-        )
-    if dataset.task != info["task"]:
-        raise ValueError(f"dataset task {dataset.task!r} differs from the model's {info['task']!r}")

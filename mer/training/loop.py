@@ -11,11 +11,17 @@ the start; ``last.pt`` (everything needed to resume) and ``metrics.json`` after 
 ``best.pt`` (the best weights) and the final ``metrics.json`` (with test metrics) at the end. The
 files are described in ``docs/mer_training.md``; the checkpoint schema in
 :mod:`mer.training.checkpoint`. Calling :func:`train` again with the same ``out_dir`` resumes from
-``last.pt`` exactly (epoch, optimizer, RNG streams, early-stopping counters).
+``last.pt`` exactly (epoch, optimizer, RNG streams, early-stopping counters), on the same dataset only
+(by its fingerprint).
+
+For its whole life a run holds ``out_dir`` exclusively (:class:`~mer.training.run_lock.RunLock`): a
+second run on it fails at once. Once it holds the folder, it deletes the temporary files a killed
+save left there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 import random
@@ -27,16 +33,29 @@ import torch
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
-from spectraldiff.atomic import atomic_write_json
+from spectraldiff.atomic import atomic_write_json, remove_stale_temporaries
 
 from mer.config import RunConfig
 from mer.data import ConversationDataset, MaskedConversations, collate_conversations
 from mer.data.protocol import MaskPlan
 from mer.model import MERModel
 from mer.nn.task_loss import task_loss
-from mer.training.build import build_model, device_of, resolve_config
-from mer.training.checkpoint import Checkpoint, rng_state, set_rng_state
+from mer.training.build import (
+    RESUMABLE_SETTINGS,
+    build_model,
+    config_differences,
+    device_of,
+    resolve_config,
+)
+from mer.training.checkpoint import (
+    Checkpoint,
+    check_dataset_matches,
+    dataset_info,
+    rng_state,
+    set_rng_state,
+)
 from mer.training.evaluation import TrainedModel, evaluate_model
+from mer.training.run_lock import RunLock
 from mer.training.state import EarlyStopper, TrainState
 
 __all__ = ["train", "train_epoch"]
@@ -75,10 +94,12 @@ def train(
     seed, device, epochs, recoverer_kwargs : optional
         Override the corresponding config fields.
     out_dir : path, optional
-        Where to write ``config.json``, ``last.pt``, ``best.pt`` and ``metrics.json``.
+        Where to write ``config.json``, ``last.pt``, ``best.pt`` and ``metrics.json``; held
+        exclusively (``out_dir/.lock``) while the run lives.
     resume : bool
         If ``out_dir/last.pt`` exists, continue from it (its config must equal this one, except
-        ``train.epochs``, ``train.device`` and ``train.progress``).
+        ``train.epochs``, ``train.device`` and ``train.progress``, and its dataset fingerprint must
+        be this dataset's).
     on_epoch_end : callable, optional
         Called with each epoch's history record after its checkpoint is written.
 
@@ -91,8 +112,10 @@ def train(
     ------
     ValueError
         For an empty train or valid split, an unknown recoverer or setting, a protocol the dataset
-        cannot satisfy, a CUDA device without CUDA, a resume whose config differs, or a ``last.pt``
-        that is not a safe checkpoint.
+        cannot satisfy, a CUDA device without CUDA, a resume whose config or dataset differs, or a
+        ``last.pt`` that is not a safe checkpoint.
+    RunLockedError
+        (a ``ValueError``) When another live run holds ``out_dir``.
     """
     if not isinstance(dataset, ConversationDataset):
         raise ValueError(f"dataset must be a ConversationDataset, got {type(dataset).__name__}")
@@ -110,14 +133,17 @@ def train(
         # Fail before training, with the data layer's message, for a rate M cannot reach.
         plan.split("valid")
     dev = device_of(cfg.train.device)
-    info = {
-        "modalities": list(dataset.modalities),
-        "feature_dims": dataset.feature_dims,
-        "task": dataset.task,
-        "num_classes": dataset.num_classes,
-        "name": dataset.name,
-    }
+    out = pathlib.Path(out_dir) if out_dir is not None else None
+    with RunLock(out, what="mer train") if out is not None else contextlib.nullcontext():
+        if out is not None:
+            remove_stale_temporaries(out)
+        return _fit(dataset, cfg, plan, dev, out, resume, on_epoch_end)
 
+
+def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torch.device,
+         out: pathlib.Path | None, resume: bool, on_epoch_end) -> TrainedModel:
+    """:func:`train` once its inputs are checked and ``out`` (when given) is held."""
+    info = dataset_info(dataset)
     _seed_everything(cfg.seed)
     model = build_model(cfg, dataset.modalities, dataset.feature_dims, dataset.task, dataset.num_classes)
     model.scaler.fit(dataset, "train")
@@ -125,14 +151,11 @@ def train(
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
-    out = pathlib.Path(out_dir) if out_dir is not None else None
     state = TrainState(EarlyStopper(cfg.train.patience), best_state=_cpu_state(model))
     if out is not None:
         last = out / "last.pt"
         if resume and last.is_file():
-            state = _restore(last, cfg, model, optimizer, dev)
-        else:
-            out.mkdir(parents=True, exist_ok=True)
+            state = _restore(last, cfg, dataset, model, optimizer, dev)
         atomic_write_json(cfg.to_dict(), out / "config.json")
 
     train_part = dataset.split("train")
@@ -147,7 +170,8 @@ def train(
         started = time.perf_counter()
         record = train_epoch(model, optimizer, train_part, plan.train(epoch), cfg, epoch, dev)
         valid = evaluate_model(model, valid_part, valid_masks, batch_size=cfg.train.eval_batch_size,
-                               device=dev, regression_loss=cfg.train.regression_loss)
+                               device=dev, regression_loss=cfg.train.regression_loss,
+                               seed=cfg.seed, split="valid")
         record.update({f"valid_{k}": v for k, v in valid.items()})
         record["epoch"] = epoch + 1
         record["seconds"] = time.perf_counter() - started
@@ -166,7 +190,7 @@ def train(
     result = TrainedModel(model, cfg, state.history, state.stopper.best_epoch, out, info)
     if out is not None:
         result.save(out / "best.pt")
-        metrics = _metrics_record(cfg, state)
+        metrics = _metrics_record(cfg, info, state)
         if dataset.splits["test"]:
             metrics["test"] = result.evaluate(dataset, "test")
         atomic_write_json(metrics, out / "metrics.json")
@@ -215,12 +239,13 @@ def _write_epoch(out: pathlib.Path, cfg: RunConfig, info: dict, model, optimizer
               **state.resume_fields()}
     Checkpoint(cfg.to_dict(), info, model.state_dict(), state.stopper.best_epoch, state.history,
                resume).save(out / "last.pt")
-    atomic_write_json(_metrics_record(cfg, state), out / "metrics.json")
+    atomic_write_json(_metrics_record(cfg, info, state), out / "metrics.json")
 
 
-def _metrics_record(cfg: RunConfig, state: TrainState) -> dict:
+def _metrics_record(cfg: RunConfig, info: dict, state: TrainState) -> dict:
     return {
         "seed": cfg.seed,
+        "dataset": {"name": info["name"], "fingerprint": info["fingerprint"]},
         "recoverer": cfg.recoverer,
         "condition": cfg.protocol.condition,
         "epochs_run": state.epoch,
@@ -230,24 +255,11 @@ def _metrics_record(cfg: RunConfig, state: TrainState) -> dict:
     }
 
 
-# Settings that may change between an interrupted run and its resumption.
-_RESUMABLE = {"train.epochs", "train.device", "train.progress"}
-
-
-def _flatten(d: Mapping, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, Mapping) and k != "recoverer_kwargs":
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _restore(path: pathlib.Path, cfg: RunConfig, model, optimizer, device) -> TrainState:
+def _restore(path: pathlib.Path, cfg: RunConfig, dataset: ConversationDataset, model, optimizer,
+             device) -> TrainState:
     ckpt = Checkpoint.load(path, resumable=True)
-    saved, now = _flatten(ckpt.config), _flatten(cfg.to_dict())
-    diffs = sorted(k for k in set(saved) | set(now) if k not in _RESUMABLE and saved.get(k) != now.get(k))
+    check_dataset_matches(dataset, ckpt.dataset_info, resuming=str(path.parent))
+    diffs = list(config_differences(ckpt.config, cfg.to_dict(), ignore=RESUMABLE_SETTINGS))
     if diffs:
         raise ValueError(
             f"cannot resume from {path}: its config differs in {diffs}; use another out_dir or "

@@ -24,6 +24,7 @@ import json
 
 import torch
 
+from ..cli_errors import check_output_dir
 from ..sampling import available_correctors, available_predictors
 from ..sde import available_sdes
 from .config import NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
@@ -111,7 +112,10 @@ def run(args: argparse.Namespace) -> int:
     except ImportError as error:
         raise SystemExit(f"the generate command needs networkx, scipy and matplotlib ({error}); "
                          "install them, e.g. pip install networkx scipy matplotlib") from error
+    check_output_dir(args.out)
     if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     config = GenerationConfig(
         dataset=args.dataset, model=args.model, epochs=args.epochs, steps=args.steps, seed=args.seed,

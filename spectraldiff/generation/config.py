@@ -92,7 +92,7 @@ class GenerationConfig:
         for name, choices in (("spectral_network", SPECTRAL_NETWORKS), ("node_counts", NODE_COUNT_SCHEMES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
-        if self.learning_rate <= 0:
+        if not self.learning_rate > 0:  # also refuses NaN
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
 
     def to_dict(self) -> dict:

@@ -189,8 +189,11 @@ def load_json_graphs(path: str | os.PathLike) -> list[nx.Graph]:
     An object with ``"directed": true`` is rejected like a directed networkx graph.
     """
     path = Path(path)
-    with path.open() as f:
-        records = json.load(f)
+    try:
+        records = json.loads(path.read_text(encoding="utf8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable JSON graph file, the file is truncated or corrupt "
+                         f"({error})") from error
     if not isinstance(records, list):
         raise ValueError(f"{path}: expected a JSON list of graphs, got a {type(records).__name__}")
     graphs = []
@@ -198,12 +201,14 @@ def load_json_graphs(path: str | os.PathLike) -> list[nx.Graph]:
         if not isinstance(rec, dict) or "num_nodes" not in rec or "edges" not in rec:
             raise ValueError(f"{path}: graph {i} must be an object with 'num_nodes' and 'edges'")
         n = rec["num_nodes"]
-        if not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"{path}: graph {i} has num_nodes={n!r}; expected a positive integer")
         g = nx.DiGraph() if rec.get("directed", False) else nx.Graph()
         g.add_nodes_from(range(n))
         for edge in rec["edges"]:
-            if len(edge) != 2 or not all(isinstance(v, int) and 0 <= v < n for v in edge):
+            if not isinstance(edge, list) or len(edge) != 2 or not all(
+                isinstance(v, int) and not isinstance(v, bool) and 0 <= v < n for v in edge
+            ):
                 raise ValueError(f"{path}: graph {i} has edge {edge!r}; nodes must be integers in [0, {n})")
             g.add_edge(*edge)
         graphs.append(g)
@@ -236,7 +241,11 @@ def load_edgelist_folder(path: str | os.PathLike) -> list[nx.Graph]:
     graphs = []
     for file in files:
         g = nx.Graph()
-        for lineno, line in enumerate(file.read_text().splitlines(), start=1):
+        try:
+            text = file.read_text(encoding="utf8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{file}: not a text edge list ({error})") from error
+        for lineno, line in enumerate(text.splitlines(), start=1):
             line = line.split("#", 1)[0].strip()
             if not line:
                 continue

@@ -71,7 +71,7 @@ def test_mixed_protocol_round_trips_through_json_and_yaml_and_parses_from_a_dict
     ([], "non-empty mixture"),
     ([0.3, "t"], r"mixture\[1\] = 't' must be a missing rate"),
     ([0.3, ["x"]], r"mixture\[1\] names unknown modalities \['x'\]"),
-    ([0.2, 0.9], r"mixture\[1\]: missing rate 0.9 is outside"),
+    ([0.2, 0.9], r"mixture\[1\]: missing.rate 0.9 is outside"),
     ([("t",), ["t"]], r"mixture\[1\] = \('t',\) repeats mixture\[0\]"),
 ])
 def test_a_bad_mixture_is_rejected_naming_the_offending_entry(mixture, message):

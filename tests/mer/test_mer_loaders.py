@@ -207,3 +207,39 @@ def test_registry_lists_and_loads_by_name(aligned):
     assert len(load_dataset("synthetic", seed=0, num_conversations=4)) == 4
     with pytest.raises(ValueError, match=r"unknown dataset 'mosi'; registered: \["):
         load_dataset("mosi")
+
+
+def _gcnet_files(tmp_path, labels):
+    rng = np.random.default_rng(5)
+    video_ids = {v: [f"{v}_{j}" for j in range(len(y))] for v, y in labels.items()}
+    vids = sorted(video_ids)
+    speakers = {v: ["M"] * len(u) for v, u in video_ids.items()}
+    content = [video_ids, labels, speakers, {}, vids[:-2], [vids[-2]], [vids[-1]]]
+    pkl = _write(tmp_path / "labels.pkl", content)
+    dirs, _ = _write_npy_dirs(tmp_path, video_ids, {"t": 2, "a": 2}, rng)
+    return pkl, dirs
+
+
+def test_gcnet_infers_classes_only_from_contiguous_labels(tmp_path):
+    labels = {"c1": [0, 1, 2], "c2": [9, 1], "c3": [2], "c4": [0]}  # a stray 9 among 0-2
+    pkl, dirs = _gcnet_files(tmp_path, labels)
+    with pytest.raises(ValueError, match=r"labels.pkl: cannot infer the number of classes: the labels found are "
+                                         r"\{0, 1, 2, 9\}.*pass num_classes="):
+        load_gcnet(pkl, dirs)
+    assert load_gcnet(pkl, dirs, num_classes=10).num_classes == 10
+
+
+def test_gcnet_contiguous_labels_give_their_count(tmp_path):
+    pkl, dirs = _gcnet_files(tmp_path, {"c1": [0, 1, 2], "c2": [3, 1], "c3": [2], "c4": [0]})
+    assert load_gcnet(pkl, dirs).num_classes == 4
+
+
+def test_bool_labels_are_not_regression_scores(tmp_path):
+    from mer.data import ConversationDataset
+
+    features = {m: [np.ones((2, 2))] for m in ("t", "a")}
+    with pytest.raises(ValueError, match=r"conversation 0 .*labels are booleans \(dtype bool\)"):
+        ConversationDataset.from_arrays(features, [np.array([True, False])], task="regression")
+    pkl, dirs = _gcnet_files(tmp_path, {v: np.array([True, False]) for v in ("c1", "c2", "c3")})
+    with pytest.raises(ValueError, match="labels are booleans"):
+        load_gcnet(pkl, dirs)

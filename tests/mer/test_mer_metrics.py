@@ -94,3 +94,25 @@ def test_weighted_f1_matches_scikit_learn_when_predictions_use_unseen_classes():
     m = classification_metrics(pred, true)
     assert m["f1_weighted"] == pytest.approx(f1_score(true, pred, average="weighted", zero_division=0))
     assert m["f1_weighted"] == pytest.approx((1 * 1 + 2 * (2 / 3) + 3 * 0.5) / 6)
+
+
+def test_classification_labels_outside_the_logits_are_refused_naming_the_first():
+    logits = np.zeros((4, 3))
+    with pytest.raises(ValueError, match=r"true\[2\] = 9 is not a class id in \[0, 3\) \(the logits have 3 columns\)"):
+        classification_metrics(logits, [0, 1, 9, 5])
+    with pytest.raises(ValueError, match=r"true\[1\] = -1 is not a class id"):
+        classification_metrics([0, 1, 1], [0, -1, 1])
+    with pytest.raises(ValueError, match=r"true\[\(1, 0\)\] = 3"):
+        classification_metrics(np.zeros((2, 2, 3)), [[0, 1], [3, 0]])
+    # A masked-out bad label does not count.
+    assert classification_metrics(logits, [0, 0, 9, 0], mask=[True, True, False, True])["acc"] == 1.0
+
+
+def test_pad_labels_are_left_out_like_the_loss_leaves_them_out():
+    from mer.data import CLASSIFICATION_PAD_LABEL
+
+    logits = torch.tensor([[[5.0, 0.0], [0.0, 5.0]], [[5.0, 0.0], [5.0, 0.0]]])
+    true = torch.tensor([[0, 1], [0, CLASSIFICATION_PAD_LABEL]])
+    assert classification_metrics(logits, true) == classification_metrics(
+        logits, true, mask=true != CLASSIFICATION_PAD_LABEL)
+    assert classification_metrics(logits, true)["acc"] == 1.0

@@ -86,6 +86,40 @@ def test_rates_above_the_ceiling_are_rejected():
     assert abs(missing_rate(masks) - 0.7) < 0.01 and all(m.any(axis=1).all() for m in masks)
 
 
+def test_the_printed_label_of_the_ceiling_selects_the_ceiling():
+    from mer.data.missing import check_missing_rate
+    from mer.data.protocol import MissingProtocol, benchmark_conditions
+
+    assert check_missing_rate(0.667, 3) == check_missing_rate(0.6665, 3) == 2 / 3
+    assert check_missing_rate(0.5, 2) == 0.5 and check_missing_rate(0.6, 3) == 0.6
+    for bad in (0.668, True, "0.3", float("nan")):
+        with pytest.raises(ValueError, match="missing_rate"):
+            check_missing_rate(bad, 3)
+    ds = _tiny(M=3, sizes=(10, 10, 10))
+    assert [m.tolist() for m in random_missing(ds, 0.667, seed=1)] == [
+        m.tolist() for m in random_missing(ds, 2 / 3, seed=1)]
+    protocol = MissingProtocol.parse(0.667, ["t", "a", "v"])
+    assert protocol.missing_rate == 2 / 3 and protocol.condition == "0.667"
+    mixed = MissingProtocol.parse({"kind": "mixed", "mixture": [0.1, 0.667]}, ["t", "a", "v"])
+    assert mixed.mixture == (0.1, 2 / 3)
+    with pytest.raises(ValueError, match=r"mixture\[1\] = .* repeats mixture\[0\]"):
+        MissingProtocol.parse({"kind": "mixed", "mixture": [0.6667, 0.667]}, ["t", "a", "v"])
+    assert [c.missing_rate for c in benchmark_conditions(["t", "a", "v"], "random", [0.1, 0.667])] == [0.1, 2 / 3]
+    # Every rate is checked when the conditions are listed, before anything runs.
+    with pytest.raises(ValueError, match="missing_rate 2 is outside"):
+        benchmark_conditions(["t", "a", "v"], "random", [0.1, 2])
+
+
+def test_parse_mixture_refuses_empty_items():
+    from mer.data.protocol import parse_mixture
+
+    assert parse_mixture("0.0; 0.3 ;t, a") == [0.0, 0.3, ("t", "a")]
+    for text, where in [("0.1;;0.2", "item 1 is empty"), ("0.1;", "item 1 is empty"),
+                        ("t,,a", "item 0 .* empty modality name")]:
+        with pytest.raises(ValueError, match=where):
+            parse_mixture(text)
+
+
 def test_masks_are_deterministic_per_seed_and_differ_across_seeds(dataset):
     a = random_missing(dataset, 0.3, seed=7)
     b = random_missing(dataset, 0.3, seed=7)

@@ -18,18 +18,9 @@ from mer.recoverers import (
     recovery_error,
     register_recoverer,
 )
+from mer.training.evaluation import seeded_rng
 
-# Small settings so every recoverer runs in well under a second.
-FAST = {
-    "autoencoder": {"hidden": 16, "bottleneck": 8, "num_blocks": 2},
-    "imder": {"steps": 3, "train_steps": 2, "channels": (8, 16), "token_dim": 8, "time_dim": 8},
-    "gsdnet": {"hidden_dim": 16, "num_layers": 1, "sampling_steps": 2},
-    "gsdnet_adjacency": {"hidden_dim": 16, "num_layers": 1, "sampling_steps": 2},
-    "gsdnet_nograph": {"hidden_dim": 16, "num_layers": 1, "sampling_steps": 2},
-    "md2n": {"hidden_dim": 16, "num_layers": 1, "sampling_steps": 3, "train_sampling_steps": 2},
-    "rohydr": {"timesteps": 4, "sample_steps": 2, "train_sample_steps": 1, "width": 8, "hidden": 8,
-               "fusion_dim": 8},
-}
+from fast_settings import FAST
 
 
 def _dataset(modalities, seed=0, n=8):
@@ -102,6 +93,32 @@ def test_recover_does_not_read_the_ground_truth_of_missing_entries(name):
     for k, m in enumerate(ds.modalities):
         missing = batch.missing()[:, :, k]
         assert torch.allclose(a[m][missing], b[m][missing], atol=1e-5), m
+
+
+@pytest.mark.parametrize("name", available_recoverers())
+def test_stochastic_flag_is_true_exactly_when_recover_depends_on_the_seed(name):
+    """Evaluation averages ``samples=K`` draws only for a ``stochastic`` method, and seeds torch's,
+    NumPy's and Python's global generators per pass: a method must draw from those alone (same seed,
+    same recovery) and declare whether it draws at all (other seed, other recovery)."""
+    ds = _dataset(("t", "a", "v"))
+    batch, scaler = _standardised_batch(ds, rate=0.5)
+    rec = _build(name, ds, scaler).eval()
+    with torch.no_grad():  # off the initialisation, whose zeroed output layers can hide the noise
+        generator = torch.Generator().manual_seed(0)
+        for param in rec.parameters():
+            param.add_(0.1 * torch.randn(param.shape, generator=generator))
+
+    def fill(seed):
+        with torch.no_grad(), seeded_rng(seed):
+            out = rec.recover(batch, batch.availability).features
+        return torch.cat([out[m][batch.missing()[:, :, k]].flatten() for k, m in enumerate(ds.modalities)])
+
+    first = fill(0)
+    assert torch.equal(first, fill(0)), "recover must draw only from the seeded global generators"
+    assert torch.equal(first, fill(1)) != type(rec).stochastic, (
+        f"{name}: stochastic={type(rec).stochastic} but the recovery "
+        f"{'does not depend' if torch.equal(first, fill(1)) else 'depends'} on the seed"
+    )
 
 
 @pytest.mark.parametrize("name", available_recoverers())

@@ -136,12 +136,16 @@ def test_a_run_writes_config_seed_metrics_and_checkpoints_atomically(dataset, tm
     trained = mer.train(dataset, recoverer="zero", masks=0.3, config=_config(epochs=2), seed=7,
                         out_dir=tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
-    assert names == ["best.pt", "config.json", "last.pt", "metrics.json"], names  # no temp files left
+    # No temp files left; the run lock's file stays, released (empty).
+    assert names == [".lock", "best.pt", "config.json", "last.pt", "metrics.json"], names
+    assert (tmp_path / ".lock").read_text() == ""
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["seed"] == 7 and config["recoverer"] == "zero"
     assert RunConfig.from_dict(config) == trained.config
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["seed"] == 7 and len(metrics["history"]) == 2
+    assert metrics["dataset"]["fingerprint"] == mer.training.dataset_fingerprint(dataset)
+    assert load_checkpoint(tmp_path / "best.pt")["dataset_info"]["fingerprint"] == metrics["dataset"]["fingerprint"]
     assert set(metrics["test"]) >= {"acc2_non0", "recovery_mse"}
     loaded = TrainedModel.load(tmp_path)
     assert loaded.evaluate(dataset, "test") == trained.evaluate(dataset, "test")

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
+from ...cli_errors import check_output_dir
 from .harness import benchmark_eigh
 from .report import write_report
 
@@ -55,26 +55,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        report = benchmark_eigh(
-            sizes=_int_list(args.sizes, "--sizes"),
-            batches=_int_list(args.batches, "--batches"),
-            backends=[b.strip() for b in args.backends.split(",") if b.strip()],
-            device=args.device,
-            dtypes=[d.strip() for d in args.dtype.split(",") if d.strip()],
-            repeats=args.repeats,
-            min_time=args.min_time,
-            warmup=args.warmup,
-            seed=args.seed,
-            memory_budget_bytes=None if args.memory_budget_gb is None else int(args.memory_budget_gb * 2**30),
-            max_seconds=args.max_seconds,
-            save_crossover_table=args.save_crossover,
-            progress=not args.no_progress,
-            command=_command_line(args),
-        )
-    except ValueError as error:
-        print(f"bench-eigh: error: {error}", file=sys.stderr)
-        return 2
+    check_output_dir(args.out)
+    report = benchmark_eigh(
+        sizes=_int_list(args.sizes, "--sizes"),
+        batches=_int_list(args.batches, "--batches"),
+        backends=[b.strip() for b in args.backends.split(",") if b.strip()],
+        device=args.device,
+        dtypes=[d.strip() for d in args.dtype.split(",") if d.strip()],
+        repeats=args.repeats,
+        min_time=args.min_time,
+        warmup=args.warmup,
+        seed=args.seed,
+        memory_budget_bytes=None if args.memory_budget_gb is None else int(args.memory_budget_gb * 2**30),
+        max_seconds=args.max_seconds,
+        save_crossover_table=args.save_crossover,
+        progress=not args.no_progress,
+        command=_command_line(args),
+    )
     files = write_report(report, Path(args.out))
     print(Path(files["md"]).read_text(encoding="utf-8"))
     for kind, path in files.items():
