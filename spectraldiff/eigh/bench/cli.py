@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ...atomic import atomic_write_text
 from ...cli_errors import check_output_dir
+from .compare import compare_reports, load_report, render_comparison
 from .harness import benchmark_eigh
 from .report import write_report
 
@@ -52,9 +54,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "or ~/.cache/spectraldiff)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--compare",
+        nargs="+",
+        metavar="JSON",
+        default=None,
+        help="OLD.json: run, then compare every cell with that earlier eigh_bench.json (also written to "
+        "OUT/eigh_compare.md); OLD.json NEW.json: compare the two files without running",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
+    compare = args.compare or []
+    if len(compare) > 2:
+        raise ValueError(f"--compare takes OLD.json or OLD.json NEW.json, got {len(compare)} files")
+    # Read the files first: a bad one should fail before minutes of benchmarking.
+    reports = [load_report(path) for path in compare]
+    if len(reports) == 2:
+        print(render_comparison(compare_reports(*reports), *reports, compare[0], compare[1]), end="")
+        return 0
     check_output_dir(args.out)
     report = benchmark_eigh(
         sizes=_int_list(args.sizes, "--sizes"),
@@ -74,6 +92,12 @@ def run(args: argparse.Namespace) -> int:
     )
     files = write_report(report, Path(args.out))
     print(Path(files["md"]).read_text(encoding="utf-8"))
+    if reports:
+        text = render_comparison(compare_reports(reports[0], report), reports[0], report, compare[0], files["json"])
+        compare_path = Path(args.out) / "eigh_compare.md"
+        atomic_write_text(text, compare_path)
+        files["compare"] = str(compare_path)
+        print(text)
     for kind, path in files.items():
         print(f"wrote {kind}: {path}")
     return 0
@@ -91,6 +115,8 @@ def _command_line(args: argparse.Namespace) -> str:
         parts.append(f"--memory-budget-gb {args.memory_budget_gb:g}")
     if args.save_crossover:
         parts.append("--save-crossover")
+    if args.compare:
+        parts.append("--compare " + " ".join(args.compare))
     return " ".join(parts)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import platform
 import sys
@@ -14,10 +13,14 @@ from ..cupy import CUPY_INSTALL_HINT, cupy_available
 from ..dispatch import CrossoverTable, backend_for, device_key, save_crossover
 from .crossover import crossover_table
 from .peak import _derive, _device_name, device_peak_gflops
+from .provenance import commit_info, machine_info, now
+from .spread import NOISE_RULE, noise_verdict, spread
 from .timing import _DTYPES, REFERENCE, WORKSPACE_FACTOR, _dispatch_overhead, _Inputs, _measure, _row, _Timing
 
 
-FORMAT = "spectraldiff.eigh_bench/1"
+#: Version 2 added the spread of every cell, ``machine_info``/``commit_info`` and the noise verdict
+#: of ``auto`` (whose ``ratio_to_best`` became a ratio of medians).
+FORMAT = "spectraldiff.eigh_bench/2"
 
 
 #: Environment variables that set the threads of BLAS/LAPACK and OpenMP, recorded with the results.
@@ -71,7 +74,8 @@ def benchmark_eigh(
     Returns
     -------
     dict
-        Keys ``format, command, created, environment, device, config, results, auto, crossover``.
+        Keys ``format, command, created, machine_info, commit_info, environment, device, config,
+        results, auto, crossover``.
 
     Raises
     ------
@@ -135,7 +139,7 @@ def benchmark_eigh(
     if save_crossover_table and table:
         meta = {
             "torch": torch.__version__,
-            "created": _now(),
+            "created": now(),
             "source": "python -m spectraldiff bench-eigh",
             "seconds": {
                 f"{d}/{n}/{b}": {name: t for (name, dn, nn, bb), t in timings.items() if (dn, nn, bb) == (d, n, b)}
@@ -160,17 +164,22 @@ def benchmark_eigh(
             # their ratio is not skewed by load that changed between the passes.
             names = ["auto"] if best_name is None else ["auto", best_name]
             row, samples = _measure(names, inputs, timing, timings)
-            best_seconds = min(samples[best_name]) if samples.get(best_name) else None
+            best = spread(samples[best_name]) if samples.get(best_name) else None
             del inputs
             choice = backend_for(device, _DTYPES[dtype_name], n, batch)
             overhead = _dispatch_overhead(device, _DTYPES[dtype_name], n, batch, choice)
+            compared = row["status"] == "ok" and best is not None
             row.update(
                 choice=choice,
                 best_backend=best_name,
-                best_seconds=best_seconds,
-                ratio_to_best=(row["seconds"] / best_seconds) if row["status"] == "ok" and best_seconds else None,
+                best_seconds=best["seconds"] if best else None,
+                best_median_seconds=best["median_seconds"] if best else None,
+                best_iqr_seconds=best["iqr_seconds"] if best else None,
+                ratio_to_best=row["median_seconds"] / best["median_seconds"] if compared else None,
+                vs_best=noise_verdict(row["median_seconds"], row["iqr_seconds"], best["median_seconds"],
+                                      best["iqr_seconds"]) if compared else None,
                 dispatch_overhead_s=overhead,
-                dispatch_fraction=(overhead / best_seconds) if best_seconds else None,
+                dispatch_fraction=(overhead / best["median_seconds"]) if best else None,
             )
             results.append(row)
             auto_rows.append(row)
@@ -184,7 +193,9 @@ def benchmark_eigh(
     return {
         "format": FORMAT,
         "command": command,
-        "created": _now(),
+        "created": now(),
+        "machine_info": machine_info(device),
+        "commit_info": commit_info(),
         "environment": {
             "torch": torch.__version__,
             "python": platform.python_version(),
@@ -213,8 +224,9 @@ def benchmark_eigh(
             "memory_budget_bytes": budget,
             "workspace_factor": WORKSPACE_FACTOR,
             "max_seconds": max_seconds,
-            "timing": "fastest of the timed repeats after warm-up, synchronised on CUDA; auto is timed "
-            "alternately with the first pass's fastest backend",
+            "timing": "min, median, IQR and std of the timed repeats after warm-up, synchronised on CUDA; "
+            "auto is timed alternately with the first pass's fastest backend",
+            "noise_rule": NOISE_RULE,
             "flop_model": "9 n^3 per matrix",
             "graphs": "Erdos-Renyi p=0.5, weights U[0,1), full size n, num_nodes passed",
         },
@@ -280,7 +292,3 @@ def _load_average() -> float | None:
         return os.getloadavg()[0]
     except (AttributeError, OSError):
         return None
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")

@@ -3,7 +3,8 @@
 A point ``(dtype, n, B)`` gets one seeded batch of random graphs (:func:`random_graphs`), split into
 chunks that fit the memory budget (:class:`_Inputs`); :func:`_measure` times one backend (or several,
 alternating call by call) with warm-up, a minimum timed duration and ``torch.cuda.synchronize()`` on
-CUDA, and skips points predicted to exceed ``max_seconds``. :func:`_dispatch_overhead` measures what
+CUDA, and skips points predicted to exceed ``max_seconds``; a timed row carries the spread of its
+repeats (:func:`.spread.spread`). :func:`_dispatch_overhead` measures what
 resolving ``"auto"`` costs on its own.
 """
 
@@ -18,6 +19,7 @@ import torch
 from torch import Tensor
 
 from ..solve import _resolve_backend, batched_eigh
+from .spread import spread
 
 
 #: Label of the raw ``torch.linalg.eigh`` reference (not a ``batched_eigh`` backend).
@@ -120,11 +122,11 @@ def _measure(names: list[str], inputs: _Inputs, timing: _Timing, timings: dict) 
             enough = r + 1 >= timing.repeats and spent >= timing.min_time * len(names)
             if enough or spent > timing.max_seconds:
                 break
-    best = min(samples[name])
-    timings[(name, dtype_name, n, batch)] = best
+    stats = spread(samples[name])
+    timings[(name, dtype_name, n, batch)] = stats["seconds"]
     note = f"chunked: {chunks} calls of ≤{inputs.chunk}" if chunks > 1 else ""
-    row = _row(name, dtype_name, n, batch, status="ok", seconds=best, median_seconds=statistics.median(samples[name]),
-               repeats=len(samples[name]), chunks=chunks, note=note)
+    row = _row(name, dtype_name, n, batch, status="ok", stats=stats, repeats=len(samples[name]), chunks=chunks,
+               note=note)
     return row, samples
 
 
@@ -156,15 +158,18 @@ def _callable(name: str) -> Callable[[Tensor, Tensor], object]:
     return lambda X, sizes: batched_eigh(X, sizes, backend=name)
 
 
-def _row(name, dtype_name, n, batch, *, status, seconds=None, median_seconds=None, repeats=0, chunks=0, note="") -> dict:
+#: The timing fields of a row, from :func:`.spread.spread` (``None`` when the cell was not timed).
+TIMING_FIELDS = ("seconds", "median_seconds", "q1_seconds", "q3_seconds", "iqr_seconds", "mean_seconds", "std_seconds")
+
+
+def _row(name, dtype_name, n, batch, *, status, stats=None, repeats=0, chunks=0, note="") -> dict:
     return {
         "backend": name,
         "dtype": dtype_name,
         "n": n,
         "batch": batch,
         "status": status,
-        "seconds": seconds,
-        "median_seconds": median_seconds,
+        **{field: (stats or {}).get(field) for field in TIMING_FIELDS},
         "repeats": repeats,
         "chunks": chunks,
         "matrices_per_s": None,
