@@ -1,8 +1,16 @@
-"""Command line: ``python -m mer train|evaluate|benchmark|report|list`` (also the ``mer`` console script).
+"""Command line: ``python -m mer train|evaluate|predict|benchmark|report|list|plot`` (also the ``mer`` console script).
 
 A thin layer over the Python API (:func:`mer.train`, :meth:`mer.TrainedModel.evaluate`,
 :func:`mer.run_benchmark`); every option maps to a :class:`~mer.config.RunConfig` field, and
-``--config FILE`` (JSON/YAML) supplies the rest. Without ``--data`` the built-in synthetic set is used.
+``--config FILE`` (JSON/YAML) supplies the rest. Without ``--data`` the built-in synthetic set is used;
+``--data NAME`` picks a registered source that reads no file (``synthetic``, ``gaussian``: see
+``mer list``), ``--data PATH`` a feature pickle.
+
+``--set KEY=VALUE ...`` changes any :class:`~mer.config.RunConfig` setting by its dotted name
+(:meth:`~mer.config.RunConfig.with_settings`, checked like a config file). Precedence, lowest first:
+the defaults, ``--config FILE``, ``--set``, then the dedicated flags (``--epochs``, ``--seed``,
+``--protocol``, ``--data`` ...). Everything a command prints or writes as JSON follows the files'
+rule: NaN and infinity become ``null`` (:func:`spectraldiff.atomic.jsonable`).
 
 :data:`COMMANDS` lists the commands: each is a pair of functions, one that adds its options to a
 parser and one that runs it. A user error (a bad setting or name, a missing, corrupt or refused file,
@@ -14,9 +22,13 @@ Other exceptions are bugs and keep their traceback.
 from __future__ import annotations
 
 import argparse
+import csv
+import inspect
+import io
 import json
 import os
 import pathlib
+import sys
 from typing import Callable, Sequence
 
 import yaml
@@ -24,9 +36,10 @@ import yaml
 from spectraldiff.atomic import atomic_write_text, jsonable
 from spectraldiff.cli_errors import ArgumentParser, check_output_dir, run_command
 
-from mer.data import available_datasets
+from mer.data import DATASETS, available_datasets
+from mer.config import RunConfig
 from mer.data.protocol import MissingProtocol, parse_mixture, protocol_from_options
-from mer.data.source import DataConfig, load_data
+from mer.data.source import IN_MEMORY, DataConfig, load_data
 
 __all__ = ["main", "build_parser", "load_data", "COMMANDS"]
 
@@ -70,14 +83,17 @@ def _mixture(text: str) -> list[float | tuple[str, ...]]:
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("data (default: the built-in synthetic set)")
-    g.add_argument("--data", metavar="PATH",
-                   help="an MMSA pickle, or a GCNet label pickle with --feature-dirs")
+    g.add_argument("--data", metavar="NAME|PATH",
+                   help="a registered source that reads no file (synthetic, gaussian: the yardstick "
+                        "with a known optimum; see `mer list`), an MMSA pickle, or a GCNet label "
+                        "pickle with --feature-dirs")
     g.add_argument("--data-format", choices=["mmsa", "gcnet"], default=None,
                    help="format of --data (default: gcnet when --feature-dirs is given, else mmsa)")
     g.add_argument("--feature-dirs", metavar="M=DIR,...", help="GCNet: per-modality .npy directories")
     g.add_argument("--synthetic-conversations", type=int, default=None, metavar="N",
-                   help="size of the synthetic set (default 300)")
-    g.add_argument("--data-seed", type=int, default=None, help="seed of the synthetic set (default 0)")
+                   help="size of the synthetic or gaussian set (default 300)")
+    g.add_argument("--data-seed", type=int, default=None,
+                   help="seed of the synthetic or gaussian set (default 0)")
     g.add_argument("--task", choices=["regression", "classification"], default=None,
                    help="classification: the 7-class view of regression labels")
     g.add_argument("--trust-pickle", action="store_true",
@@ -85,12 +101,30 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
                         "only for files you trust: lets the file run code")
 
 
+def _generated_sources() -> list[str]:
+    """Registered data sources whose loader needs no argument (no file to read)."""
+    names = []
+    for name in available_datasets():
+        try:
+            parameters = inspect.signature(DATASETS.get(name)).parameters.values()
+        except (TypeError, ValueError):
+            continue
+        if all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
+            names.append(name)
+    return names
+
+
 def _data_config(args, base: DataConfig) -> DataConfig:
-    if args.data:
+    # A path that exists is a file to read even when it spells a source's name.
+    named = args.data and not os.path.isfile(args.data) and args.data in available_datasets()
+    if named and args.data not in _generated_sources():
+        raise ValueError(f"--data {args.data}: the {args.data!r} source reads a file; give the file's "
+                         "path (--data PATH, with --data-format if needed)")
+    if args.data and not named:
         if not os.path.isfile(args.data):
             what = "is a folder" if os.path.isdir(args.data) else "does not exist"
             raise ValueError(f"--data {args.data} {what}; give the path of an MMSA pickle or a GCNet "
-                             "label pickle")
+                             f"label pickle, or a source name: {', '.join(_generated_sources())}")
         fmt = args.data_format or ("gcnet" if args.feature_dirs else "mmsa")
         if fmt == "gcnet":
             if not args.feature_dirs:
@@ -109,7 +143,9 @@ def _data_config(args, base: DataConfig) -> DataConfig:
             data = DataConfig("mmsa", {"path": args.data})
     else:
         data = DataConfig(base.source, dict(base.options), base.task)
-        if data.source == "synthetic":
+        if named and args.data != base.source:
+            data = DataConfig(args.data, {}, base.task)
+        if data.source in _generated_sources():
             if args.synthetic_conversations is not None:
                 data.options["num_conversations"] = args.synthetic_conversations
             if args.data_seed is not None:
@@ -130,8 +166,26 @@ def _add_protocol_options(p: argparse.ArgumentParser) -> None:
                         "availability set; every conversation draws one uniformly")
 
 
+def _add_set_option(p: argparse.ArgumentParser, help_text: str) -> None:
+    p.add_argument("--set", nargs="+", action="extend", default=[], metavar="KEY=VALUE", help=help_text)
+
+
+def _json(record) -> str:
+    """``record`` as indented JSON under the files' rule: NaN and infinity are ``null``."""
+    return json.dumps(jsonable(record), indent=2, allow_nan=False, default=str)
+
+
+def _base_config(args) -> RunConfig:
+    """``--config FILE`` (or the defaults) with ``--set`` applied; the dedicated flags come after."""
+    base = RunConfig.from_file(args.config) if args.config else RunConfig()
+    return base.with_settings(args.set) if args.set else base
+
+
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="a RunConfig as JSON or YAML")
+    _add_set_option(p, "any RunConfig setting by dotted name, a YAML value each (train.lr=3e-4 "
+                       "model.dim=64 recoverer_kwargs.steps=10); applied over --config, under the "
+                       "dedicated flags")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:K")
     p.add_argument("--progress", action="store_true", help="tqdm progress bars")
@@ -151,27 +205,62 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, metavar="DIR",
                    help="run directory: config.json, last.pt, best.pt, metrics.json")
     p.add_argument("--no-resume", action="store_true", help="start over even if DIR/last.pt exists")
+    p.add_argument("--tracker", action="append", default=None, metavar="NAME",
+                   help="also send the per-epoch numbers to this tracker (tensorboard: "
+                        "DIR/tensorboard/); repeatable; DIR/history.csv is always written")
     _add_run_options(p)
     _add_protocol_options(p)
     _add_data_options(p)
+
+
+def _console_log(name: str):
+    """A context manager that shows the INFO lines of logger ``name`` on stderr while a command runs
+    (the library configures no handler); written through ``tqdm.write`` so a ``--progress`` bar
+    stays whole."""
+    import contextlib
+    import logging
+    import sys
+
+    from tqdm.auto import tqdm
+
+    class TqdmHandler(logging.Handler):
+        def emit(self, record):
+            tqdm.write(self.format(record), file=sys.stderr)
+
+    @contextlib.contextmanager
+    def shown():
+        logger, handler = logging.getLogger(name), TqdmHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+        level = logger.level
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+
+    return shown()
 
 
 def _run_train(args) -> int:
     from mer.training import resolve_config, train
 
     check_output_dir(args.out)
-    cfg = resolve_config(args.config, recoverer=args.recoverer, seed=args.seed, device=args.device,
+    cfg = resolve_config(_base_config(args), recoverer=args.recoverer, seed=args.seed, device=args.device,
                          epochs=args.epochs)
     cfg.data = _data_config(args, cfg.data)
     cfg.protocol = _protocol(args, cfg.protocol)
     cfg.train.progress = cfg.train.progress or args.progress
     if args.eval_samples is not None:
         cfg.train.eval_samples = args.eval_samples
+    if args.tracker:
+        cfg.train.trackers = list(dict.fromkeys([*cfg.train.trackers, *args.tracker]))
     dataset = load_data(cfg.data, trust_pickle=args.trust_pickle)
-    trained = train(dataset, config=cfg, out_dir=args.out, resume=not args.no_resume)
+    with _console_log("mer.training"):
+        trained = train(dataset, config=cfg, out_dir=args.out, resume=not args.no_resume)
     metrics = trained.evaluate(dataset, "test") if dataset.splits["test"] else {}
-    print(json.dumps({"out": str(args.out), "best_epoch": trained.best_epoch, "test": metrics},
-                     indent=2, default=str))
+    print(_json({"out": str(args.out), "best_epoch": trained.best_epoch, "test": metrics}))
     return 0
 
 
@@ -184,17 +273,38 @@ def _add_evaluate(p: argparse.ArgumentParser) -> None:
                         "others run once) (default: the run's train.eval_samples)")
     p.add_argument("--device", default=None)
     p.add_argument("--out", metavar="FILE", help="also write the metrics as JSON")
+    _add_set_option(p, _EVALUATION_SET_HELP)
     _add_protocol_options(p)
     _add_data_options(p)
 
 
-def _run_evaluate(args) -> int:
-    from mer.training import TrainedModel
+#: What ``--set`` may change on a trained model (``evaluate``, ``predict``): not what the weights fix.
+EVALUATION_SETTINGS = ("protocol.", "data.", "train.eval_batch_size", "train.eval_samples")
+_EVALUATION_SET_HELP = ("settings that do not change the trained model, by dotted name: protocol.*, "
+                        "data.*, train.eval_batch_size, train.eval_samples (e.g. protocol.missing_rate=0.3); "
+                        "under the dedicated flags")
 
-    if args.out and os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out} is a folder; give the path of the JSON file to write")
+
+def _trained_inputs(args, doing: str):
+    """The checkpoint's model (its config with ``--set`` applied), the dataset and the protocol an
+    ``evaluate`` or ``predict`` command uses."""
+    from mer.training import TrainedModel
+    from mer.training.build import config_differences
+
     trained = TrainedModel.load(args.checkpoint, device=args.device)
+    if args.set:
+        changed = trained.config.with_settings(args.set)
+        fixed = [k for k in config_differences(trained.config.to_dict(), changed.to_dict())
+                 if not k.startswith(EVALUATION_SETTINGS)]
+        if fixed:
+            raise ValueError(f"--set {', '.join(fixed)}: fixed by the trained model; {doing} takes only "
+                             "protocol.*, data.*, train.eval_batch_size and train.eval_samples")
+        trained.config = changed
     cfg = trained.config
+    if cfg.data.source == IN_MEMORY and not args.data:
+        raise ValueError(f"{args.checkpoint} was trained on in-memory data ({cfg.data.options.get('name')!r}, "
+                         f"fingerprint {cfg.data.options.get('fingerprint')}); pass --data FILE (and its "
+                         f"format: --data-format, --feature-dirs) to {doing} it")
     data = _data_config(args, cfg.data)
     protocol = _protocol(args, cfg.protocol)
     if args.mask_seed is not None:
@@ -202,14 +312,71 @@ def _run_evaluate(args) -> int:
     elif protocol.seed is None:
         protocol.seed = cfg.mask_seed
     dataset = load_data(data, trust_pickle=args.trust_pickle)
+    return trained, dataset, protocol
+
+
+def _run_evaluate(args) -> int:
+    if args.out and os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a folder; give the path of the JSON file to write")
+    trained, dataset, protocol = _trained_inputs(args, "evaluate")
     metrics = trained.evaluate(dataset, args.split, protocol, samples=args.eval_samples)
     record = {"checkpoint": str(args.checkpoint), "split": args.split,
               "condition": protocol.condition, "mask_seed": protocol.seed, "metrics": metrics}
-    text = json.dumps(jsonable(record), indent=2)
+    text = _json(record)
     if args.out:
         atomic_write_text(text + "\n", args.out)
     print(text)
     return 0
+
+
+def _add_predict(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", help="a best.pt file or a run directory")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="CSV: conversation_id, utterance_id, label, prediction (regression) or "
+                        "predicted_class and prob_0..prob_{C-1} (classification), available_<m>")
+    p.add_argument("--mask-seed", type=int, default=None, help="seed of the masks (default: the run's)")
+    p.add_argument("--eval-samples", type=int, default=None, metavar="K",
+                   help="seeded draws whose predictions (or probabilities) are averaged where the "
+                        "recoverer samples (default: the run's train.eval_samples)")
+    p.add_argument("--device", default=None)
+    _add_set_option(p, _EVALUATION_SET_HELP)
+    _add_protocol_options(p)
+    _add_data_options(p)
+
+
+def _run_predict(args) -> int:
+    if os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a folder; give the path of the CSV file to write")
+    trained, dataset, protocol = _trained_inputs(args, "predict with")
+    preds = trained.predict(dataset, args.split, protocol, samples=args.eval_samples)
+    atomic_write_text(predictions_csv(preds), args.out)
+    print(f"{len(preds['utterance_id'])} predictions ({args.split} split, condition {protocol.condition}, "
+          f"mask seed {protocol.seed}) in {args.out}")
+    return 0
+
+
+def predictions_csv(preds: dict) -> str:
+    """:meth:`~mer.training.TrainedModel.predict`'s output as CSV text: a header, one row per
+    utterance, ids first, probabilities as ``prob_0 … prob_{C-1}``, the mask as ``available_<m>``
+    (1/0); floats at full precision."""
+    columns = ["conversation_id", "utterance_id", "label"]
+    values = [preds["conversation_id"].tolist(), preds["utterance_id"].tolist(), preds["label"].tolist()]
+    if "probabilities" in preds:
+        probs = preds["probabilities"]
+        columns += ["predicted_class"] + [f"prob_{c}" for c in range(probs.shape[1])]
+        values += [preds["predicted_class"].tolist()] + [probs[:, c].tolist() for c in range(probs.shape[1])]
+    else:
+        columns.append("prediction")
+        values.append(preds["prediction"].tolist())
+    for j, m in enumerate(preds["modalities"].tolist()):
+        columns.append(f"available_{m}")
+        values.append(preds["availability"][:, j].astype(int).tolist())
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(zip(*values))
+    return buffer.getvalue()
 
 
 def _add_benchmark(p: argparse.ArgumentParser) -> None:
@@ -229,6 +396,19 @@ def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_ints, default=None, metavar="S,S", help="default 1111,1112,1113")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--no-resume", action="store_true", help="rerun runs already in DIR/results.json")
+    p.add_argument("--executor", choices=["local", "ray"], default="local",
+                   help="where the trainings run: one after another here (default), or as Ray tasks "
+                        "(needs pip install \".[ray]\")")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="ray: join this running cluster (e.g. auto, ray://host:10001) instead of "
+                        "starting one here")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="ray: CPUs of the local cluster started here (default: all)")
+    p.add_argument("--gpus-per-run", type=float, default=None, metavar="G",
+                   help="ray: GPUs reserved per training (fractions share a GPU; default 0)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads per training (default: ray 1, local torch's own); equal "
+                        "threads give identical rows on both executors")
     _add_run_options(p)
     _add_data_options(p)
 
@@ -239,26 +419,46 @@ def _run_benchmark(args) -> int:
     from mer.training import resolve_config
 
     check_output_dir(args.out)
-    base = resolve_config(args.config, device=args.device, epochs=args.epochs)
+    executor_options = {"threads": args.threads}
+    ray_only = {"address": args.address, "workers": args.workers, "gpus_per_run": args.gpus_per_run}
+    if args.executor == "ray":
+        executor_options.update(ray_only)
+    elif any(v is not None for v in ray_only.values()):
+        given = [f"--{k.replace('_', '-')}" for k, v in ray_only.items() if v is not None]
+        raise ValueError(f"{', '.join(given)} need --executor ray")
+    executor_options = {k: v for k, v in executor_options.items() if v is not None}
+    base = resolve_config(_base_config(args), device=args.device, epochs=args.epochs)
     if args.eval_samples is not None:
         base.train.eval_samples = args.eval_samples
     base.data = _data_config(args, base.data)
     dataset = load_data(base.data, trust_pickle=args.trust_pickle)
-    rows = benchmark.run_benchmark(
-        dataset,
-        recoverers=args.recoverers or list(benchmark.DEFAULT_RECOVERERS),
-        protocol=args.protocol,
-        missing_rates=args.missing_rates,
-        patterns=args.patterns,
-        training=args.training.replace("-", "_"),
-        seeds=args.seeds or list(benchmark.DEFAULT_SEEDS),
-        config=base,
-        out_dir=args.out,
-        resume=not args.no_resume,
-        progress=args.progress,
-    )
+    try:
+        rows = benchmark.run_benchmark(
+            dataset,
+            recoverers=args.recoverers or list(benchmark.DEFAULT_RECOVERERS),
+            protocol=args.protocol,
+            missing_rates=args.missing_rates,
+            patterns=args.patterns,
+            training=args.training.replace("-", "_"),
+            seeds=args.seeds or list(benchmark.DEFAULT_SEEDS),
+            config=base,
+            out_dir=args.out,
+            resume=not args.no_resume,
+            progress=args.progress,
+            executor=args.executor,
+            executor_options=executor_options,
+        )
+    except benchmark.BenchmarkTaskError as error:  # the other rows were written: show them, then why
+        table = pathlib.Path(args.out) / "table.md"
+        if table.exists():
+            print(table.read_text(encoding="utf8"))
+        print(error.report(), file=sys.stderr)
+        return 1
     print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
-    print(f"{len(rows)} results (condition × seed × recoverer) in {args.out}/results.json, "
+    methods = [r for r in rows if not r.get("reference")]
+    n = len(rows) - len(methods)
+    references = f" and {n} Bayes reference row{'s' if n > 1 else ''}" if n else ""
+    print(f"{len(methods)} results (condition × seed × recoverer){references} in {args.out}/results.json, "
           f"figure in {args.out}/missing_rate.png")
     return 0
 
@@ -271,6 +471,7 @@ def _add_report(p: argparse.ArgumentParser) -> None:
 
 def _run_report(args) -> int:
     from mer.benchmark import merge_results, write_report
+    from mer.benchmark.report import unequal_sets
 
     check_output_dir(args.out)
     rows = merge_results(args.results)
@@ -279,6 +480,11 @@ def _run_report(args) -> int:
     task = "regression" if "acc2_non0" in rows[0]["metrics"] else "classification"
     write_report(rows, args.out, task)
     print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
+    gaps = unequal_sets(rows)
+    if gaps:
+        print(f"mer report: warning: the runs' methods do not share their conditions and seeds "
+              f"({' | '.join(gaps)}); each Average is over the conditions common to all methods, "
+              "and cells or Averages over fewer seeds or conditions are marked †", file=sys.stderr)
     return 0
 
 
@@ -290,7 +496,29 @@ def _run_list(args) -> int:
     from mer.recoverers import available_recoverers
 
     print("recoverers:", ", ".join(available_recoverers()))
-    print("data sources:", ", ".join(available_datasets()))
+    print("data sources:", ", ".join(available_datasets()),
+          f"(--data NAME: {', '.join(_generated_sources())}; the others read a file, --data PATH)")
+    return 0
+
+
+def _add_plot(p: argparse.ArgumentParser) -> None:
+    kinds = p.add_subparsers(dest="figure", required=True, metavar="FIGURE")
+    curves = kinds.add_parser("curves", help="loss and validation-metric curves per epoch of runs")
+    curves.add_argument("runs", nargs="+", metavar="RUN", help="run folders (mer train --out DIR)")
+    curves.add_argument("--out", required=True, metavar="FIG.png", help="the PNG to write")
+    curves.add_argument("--metric", default=None, metavar="NAME",
+                        help="validation metric of the right panel, e.g. acc7, mae (default "
+                             "acc2_non0, or acc for classification)")
+
+
+def _run_plot(args) -> int:
+    from mer.benchmark.curves import plot_curves
+
+    if os.path.isdir(args.out):
+        raise ValueError(f"--out {args.out} is a folder; give the path of the PNG to write")
+    metric = plot_curves(args.runs, args.out, metric=args.metric)
+    print(f"loss and valid {metric} of {len(args.runs)} run{'s' if len(args.runs) > 1 else ''} "
+          f"in {args.out}")
     return 0
 
 
@@ -300,11 +528,13 @@ Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Na
 COMMANDS: dict[str, Command] = {
     "train": (_add_train, _run_train, "train one recoverer under one protocol setting"),
     "evaluate": (_add_evaluate, _run_evaluate, "evaluate a checkpoint under a protocol setting"),
+    "predict": (_add_predict, _run_predict, "per-utterance predictions of a checkpoint, as CSV"),
     "benchmark": (_add_benchmark, _run_benchmark,
                   "recoverers × conditions × seeds; writes results, table, figure"),
     "report": (_add_report, _run_report,
                "merge benchmark results into one results.json, table and figure"),
     "list": (_add_list, _run_list, "list registered recoverers and data sources"),
+    "plot": (_add_plot, _run_plot, "figures of run folders: `mer plot curves RUN... --out FIG.png`"),
 }
 
 

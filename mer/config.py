@@ -4,6 +4,10 @@
 recoverer and its settings, model widths, optimisation and seed — and every run writes it, resolved,
 next to its outputs (``config.json``). ``RunConfig.from_file(path)`` reads it back (``.json``,
 ``.yaml``/``.yml``), so a run is reproduced from its own output directory.
+
+:meth:`RunConfig.with_settings` changes any setting by its dotted name (``train.lr``,
+``model.graph.window``, ``recoverer_kwargs.steps``), checked exactly as a file is: the CLI's
+``--set KEY=VALUE`` (:func:`parse_setting`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import difflib
 import json
 import numbers
 import pathlib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -33,6 +38,7 @@ __all__ = [
     "MissingProtocol",
     "Protocol",
     "RunConfig",
+    "parse_setting",
     "PROTOCOL_KINDS",
     "REGRESSION_LOSSES",
 ]
@@ -116,6 +122,10 @@ class TrainConfig:
         ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
     progress : bool
         Show tqdm progress bars.
+    trackers : list of str
+        Where the per-epoch numbers go besides ``metrics.json`` and ``history.csv`` (which a run with
+        an output folder always writes): names of :data:`mer.training.trackers.TRACKERS`, e.g.
+        ``["tensorboard"]``.
     """
 
     epochs: int = 30
@@ -131,6 +141,7 @@ class TrainConfig:
     train_masks: str = "per_epoch"
     device: str = "cpu"
     progress: bool = False
+    trackers: list = field(default_factory=list)
 
     def validate(self) -> None:
         _check_types(self, "train")
@@ -154,6 +165,10 @@ class TrainConfig:
             raise ValueError(f"unknown train_masks {self.train_masks!r}; valid: {list(TRAIN_MASK_MODES)}")
         if not (self.device == "cpu" or self.device.startswith("cuda")):
             raise ValueError(f"device must be 'cpu', 'cuda' or 'cuda:K', got {self.device!r}")
+        # The names are checked against the tracker registry when the run starts (mer.training).
+        if not isinstance(self.trackers, (list, tuple)) or not all(
+                isinstance(t, str) and t for t in self.trackers):
+            raise ValueError(f"train.trackers must be a list of tracker names, got {self.trackers!r}")
 
 
 @dataclass
@@ -216,6 +231,36 @@ class RunConfig:
             atomic_write_text(text, path)
         return text
 
+    def with_settings(self, settings: Mapping[str, typing.Any] | typing.Iterable[str],
+                      *, where: str = "--set") -> "RunConfig":
+        """A validated copy with settings changed by dotted name.
+
+        ``settings`` maps names to values (``{"train.lr": 3e-4, "model.dim": 64}``) or is a sequence
+        of ``"KEY=VALUE"`` strings read by :func:`parse_setting`. Each name walks the :meth:`to_dict`
+        form: groups (``train``, ``model``, ``model.graph``, ``protocol``, ``data``) take only their
+        fields; free mappings (``recoverer_kwargs``, ``data.options``) take any key. The result is
+        rebuilt with :meth:`from_dict` and checked like a config file (types, ranges).
+
+        Raises
+        ------
+        ValueError
+            One line, naming the setting (``where`` says where it came from): for an unknown name
+            (with a did-you-mean and the valid names of its group), a name inside a setting that is
+            not a group, or a value of the wrong type or out of range.
+        """
+        items = (list(settings.items()) if isinstance(settings, Mapping)
+                 else [parse_setting(text) for text in settings])
+        data = self.to_dict()
+        for key, value in items:
+            _assign(data, str(key), value, where)
+        try:
+            config = type(self).from_dict(data)
+            config.validate()
+        except ValueError as err:
+            given = ", ".join(f"{k}={v!r}" for k, v in items)
+            raise ValueError(f"{where} {given}: {err}") from None
+        return config
+
     @classmethod
     def from_file(cls, path: str | pathlib.Path) -> "RunConfig":
         """Read a ``.json``, ``.yaml`` or ``.yml`` file written by :meth:`to_json`/:meth:`to_yaml`
@@ -276,6 +321,63 @@ def _build(cls, data: Mapping):
             raise ValueError(f"{key} must be a mapping of {nested.__name__} settings, got {value!r}")
         kwargs[key] = value
     return cls(**kwargs)
+
+
+# YAML 1.1 (PyYAML) reads "3e-4" as a string: a number needs a dot there ("3.0e-4"). On a command
+# line "3e-4" is a number.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def parse_setting(text: str) -> tuple[str, typing.Any]:
+    """``"KEY=VALUE"`` → ``(KEY, value)``, the value read as a YAML scalar or flow collection
+    (``yaml.safe_load``: ``3`` int, ``0.5`` float, ``true`` bool, ``null`` None, ``[t, a]`` list,
+    ``{t: 3}`` mapping, anything else a string), and ``3e-4`` as a number.
+
+    >>> parse_setting("train.lr=3e-4"), parse_setting("recoverer=zero")
+    (('train.lr', 0.0003), ('recoverer', 'zero'))
+    """
+    key, sep, raw = str(text).partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"--set {text!r}: expected KEY=VALUE, e.g. train.lr=3e-4")
+    if _EXPONENT_FLOAT.fullmatch(raw.strip()):
+        return key, float(raw)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        raise ValueError(f"--set {text!r}: the value is not valid YAML: {' '.join(str(err).split())}") from None
+    return key, value
+
+
+def _assign(data: dict, key: str, value, where: str) -> None:
+    """Set dotted ``key`` in the :meth:`RunConfig.to_dict` form ``data``, refusing a name the config
+    does not have."""
+    parts = key.split(".")
+    if not all(parts):
+        raise ValueError(f"{where} {key}: empty name in the dotted setting name")
+    cls, node = RunConfig, data
+    for depth, part in enumerate(parts):
+        path = ".".join(parts[:depth + 1])
+        if cls is not None:
+            names = [f.name for f in dataclasses.fields(cls)]
+            if part not in names:
+                prefix = ".".join(parts[:depth])
+                full = [f"{prefix}.{n}" if prefix else n for n in names]
+                guess = difflib.get_close_matches(path, full, n=1)
+                hint = f" (did you mean {guess[0]!r}?)" if guess else ""
+                raise ValueError(f"{where} {key}: unknown setting {path!r}{hint}; valid: {', '.join(full)}")
+        if depth == len(parts) - 1:
+            node[part] = value
+            return
+        child = node.get(part)
+        if child is None and cls is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ValueError(f"{where} {key}: {path!r} is a setting, not a group of settings; "
+                             f"set it whole ({path}=VALUE)")
+        # None below a free mapping (recoverer_kwargs, data.options, a dict-valued setting): any key.
+        cls = _NESTED.get((cls, part)) if cls is not None else None
+        node = child
 
 
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}

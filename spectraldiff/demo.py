@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .atomic import jsonable
 from .eigh import batched_eigh, node_mask
 from .losses import dsm_loss
 from .sampling import pc_sampler
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
                         sampling_steps=args.sampling_steps, num_samples=args.num_samples, seed=args.seed)
     result = run_demo(config, progress=not args.json)
     if args.json:
-        print(json.dumps(result, indent=2))
+        print(json.dumps(jsonable(result), indent=2, allow_nan=False))
         return 0
     print(f"two-community graphs, 12-20 nodes: {config.num_graphs} for training, seed {config.seed}")
     print(f"batched_eigh on {config.num_graphs + 2 * config.num_samples} graphs: {result['eigh_seconds'] * 1e3:.1f} ms")

@@ -8,14 +8,17 @@ noise level. :class:`NoiseToScore` wraps a network and an SDE into a ``score_fn(
 from __future__ import annotations
 
 import math
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
 
 from .sde import SDE
 
-__all__ = ["TimeEmbedding", "EigenvalueScoreNet", "SpectrumMLPScoreNet", "FeatureScoreNet", "NoiseToScore"]
+__all__ = ["TimeEmbedding", "EigenvalueScoreNet", "EdgeScoreNet", "SpectrumMLPScoreNet", "FeatureScoreNet",
+           "NoiseToScore", "triangle_size"]
 
 
 class TimeEmbedding(nn.Module):
@@ -56,6 +59,12 @@ class EigenvalueScoreNet(nn.Module):
         Attention heads (default 4).
     condition_dim : int
         Width of an optional condition, either per graph ``(B, C)`` or per slot ``(B, N, C)``; 0 for none.
+    attention_budget : int, optional
+        Most attention scores (``B · heads · queries · N``) held at once. A call over more runs each
+        layer's attention on chunks of queries, each recomputed in the backward pass instead of stored
+        (``torch.utils.checkpoint``), so memory grows linearly in ``N`` instead of quadratically; the
+        result equals the unchunked one up to float rounding (same parameters). ``None``: never chunk.
+        Time stays quadratic in ``N`` either way.
 
     Shapes
     ------
@@ -70,9 +79,13 @@ class EigenvalueScoreNet(nn.Module):
     torch.Size([2, 5])
     """
 
-    def __init__(self, hidden_dim: int = 64, num_layers: int = 3, num_heads: int = 4, condition_dim: int = 0):
+    def __init__(self, hidden_dim: int = 64, num_layers: int = 3, num_heads: int = 4, condition_dim: int = 0,
+                 attention_budget: int | None = None):
         super().__init__()
+        if attention_budget is not None and attention_budget < 1:
+            raise ValueError(f"attention_budget must be >= 1 or None, got {attention_budget}")
         self.condition_dim = condition_dim
+        self.attention_budget = attention_budget
         self.embed = nn.Sequential(nn.Linear(3, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
         self.time = TimeEmbedding(hidden_dim)
         self.condition = nn.Linear(condition_dim, hidden_dim) if condition_dim else None
@@ -92,10 +105,172 @@ class EigenvalueScoreNet(nn.Module):
         tau = self.time(t)[:, None, :]
         h = self.embed(slots) + tau
         h = h + _embed_condition(self.condition, condition, h)
+        B, N = eigenvalues.shape
+        heads = self.layers[0].self_attn.num_heads if self.layers else 1
+        chunk = None
+        if self.attention_budget is not None and B * heads * N * N > self.attention_budget:
+            chunk = max(1, self.attention_budget // (B * heads * N))
         for layer in self.layers:
-            h = layer(h, src_key_padding_mask=~mask)
+            h = layer(h, src_key_padding_mask=~mask) if chunk is None else _encoder_layer_chunked(layer, h, mask, chunk)
         eps = self.out(h).squeeze(-1) + self.skip(tau).squeeze(-1) * eigenvalues
         return eps * mask.to(h.dtype)
+
+
+def _encoder_layer_chunked(layer: nn.TransformerEncoderLayer, h: Tensor, mask: Tensor, chunk: int) -> Tensor:
+    """``layer(h, src_key_padding_mask=~mask)`` for a pre-norm, dropout-free layer, with the attention
+    computed ``chunk`` queries at a time: the same parameters and the same result up to rounding, but
+    at most ``B · heads · chunk · N`` scores alive (each chunk is recomputed in backward)."""
+    attn = layer.self_attn
+    B, N, C = h.shape
+    H = attn.num_heads
+    q, k, v = F.linear(layer.norm1(h), attn.in_proj_weight, attn.in_proj_bias).view(B, N, 3, H, C // H) \
+        .permute(2, 0, 3, 1, 4)
+    keys = mask[:, None, None, :]
+
+    def scores(q_chunk: Tensor) -> Tensor:
+        return F.scaled_dot_product_attention(q_chunk, k, v, attn_mask=keys)
+
+    parts = [_maybe_checkpoint(scores, q_chunk) for q_chunk in q.split(chunk, dim=2)]
+    out = torch.cat(parts, dim=2).transpose(1, 2).reshape(B, N, C)
+    h = h + attn.out_proj(out)
+    return h + layer.linear2(layer.activation(layer.linear1(layer.norm2(h))))
+
+
+def _maybe_checkpoint(fn: Callable[..., Tensor], *args) -> Tensor:
+    """``fn(*args)``, recomputed in the backward pass instead of storing its intermediates when autograd
+    records (the memory of one call is then transient)."""
+    if torch.is_grad_enabled():
+        return checkpoint(fn, *args, use_reentrant=False)
+    return fn(*args)
+
+
+def triangle_size(slots: int) -> int:
+    """``n`` with ``n (n + 1) / 2 = slots`` (the side of a matrix whose upper triangle, diagonal
+    included, has ``slots`` entries); ``ValueError`` when there is none."""
+    n = int(round((math.sqrt(8 * slots + 1) - 1) / 2))
+    if n * (n + 1) // 2 != slots:
+        raise ValueError(f"{slots} slots are not the upper triangle of a square matrix "
+                         "(expected n(n+1)/2 for some n)")
+    return n
+
+
+class EdgeScoreNet(nn.Module):
+    r"""Noise predictor over the entries of padded symmetric matrices, linear in the number of entries.
+
+    The slots of a sequence are the upper triangle (diagonal included, row-major, as
+    ``torch.triu_indices(N, N)``) of an ``N × N`` symmetric matrix, ``T = N(N+1)/2``. Slot ``e = (i, j)``
+    is embedded from ``(x_e(t), [i = j], log n)``, the time and an optional per-slot condition; each
+    layer pools the real slots at each node and over the whole matrix and updates every slot from its
+    two endpoints, invariant to swapping them:
+
+    ``p_i = mean_{e ∋ i} h_e``, ``g = mean_e h_e``,
+    ``h_e ← (h_e + MLP(LN[h_e, p_i + p_j, p_i ⊙ p_j, g]) + τ(t)) ⊙ m_e``,
+    ``ε̂ = Linear(LN h) + a(t) x_t`` (the time-gated skip of :class:`EigenvalueScoreNet`).
+
+    Information travels between any two entries in two layers (through a shared node or the global
+    mean), and a call costs ``O(T · hidden²)`` time: quadratic in ``N``, where attention over the
+    ``T`` slots (:class:`EigenvalueScoreNet`) is quartic. The per-slot MLPs run ``chunk`` slots at a
+    time and are recomputed in the backward pass (``torch.utils.checkpoint``), so besides the
+    ``(·, T, hidden)`` layer inputs no per-slot intermediate is stored.
+
+    Parameters
+    ----------
+    hidden_dim : int
+        Width of the slot embeddings (default 64).
+    num_layers : int
+        Pool-and-update layers (default 3).
+    condition_dim : int
+        Width of an optional per-graph ``(B, C)`` or per-slot ``(B, T, C)`` condition; 0 for none.
+    chunk : int
+        Slots per MLP call (default 4096).
+
+    Shapes
+    ------
+    ``values`` ``(B, T)``, ``t`` ``(B,)``, ``mask`` ``(B, T)`` bool (real slots: both endpoints are real
+    nodes) → predicted noise ``(B, T)``, zero on padded slots.
+
+    Examples
+    --------
+    >>> net = EdgeScoreNet(hidden_dim=16, num_layers=1)
+    >>> values, mask = torch.randn(2, 6), torch.ones(2, 6, dtype=torch.bool)  # 3 × 3 matrices
+    >>> net(values, torch.rand(2), mask).shape
+    torch.Size([2, 6])
+    """
+
+    def __init__(self, hidden_dim: int = 64, num_layers: int = 3, condition_dim: int = 0, chunk: int = 4096):
+        super().__init__()
+        if chunk < 1:
+            raise ValueError(f"chunk must be >= 1, got {chunk}")
+        self.chunk = chunk
+        self.embed = nn.Sequential(nn.Linear(3, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, hidden_dim))
+        self.time = TimeEmbedding(hidden_dim)
+        self.condition = nn.Linear(condition_dim, hidden_dim) if condition_dim else None
+        self.layers = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(4 * hidden_dim), nn.Linear(4 * hidden_dim, hidden_dim), nn.SiLU(),
+                          nn.Linear(hidden_dim, hidden_dim))
+            for _ in range(num_layers)
+        )
+        self.out = nn.Sequential(nn.LayerNorm(hidden_dim), nn.Linear(hidden_dim, 1))
+        self.skip = nn.Linear(hidden_dim, 1)
+
+    def forward(self, values: Tensor, t: Tensor, mask: Tensor, condition: Tensor | None = None) -> Tensor:
+        B, T = values.shape
+        N = triangle_size(T)
+        if (self.condition is None) != (condition is None):
+            raise ValueError("this network was built with condition_dim="
+                             f"{0 if self.condition is None else self.condition.in_features} but received "
+                             f"{'no' if condition is None else 'a'} condition")
+        dtype, device = values.dtype, values.device
+        rows, cols = torch.triu_indices(N, N, device=device)
+        slot = mask.to(dtype)  # (B, T)
+        # Flat slot s = b·T + e; its endpoints are the flat nodes b·N + i and b·N + j, its sequence b.
+        seq = torch.arange(B, device=device).repeat_interleave(T)
+        ends_i, ends_j = seq * N + rows.repeat(B), seq * N + cols.repeat(B)
+        # A diagonal slot meets its node once: its second endpoint goes to a spare row, dropped after pooling.
+        second = torch.where(ends_i == ends_j, B * N, ends_j)
+        flat_slot = slot.reshape(-1)
+        degree = torch.zeros(B * N + 1, dtype=dtype, device=device)
+        degree = degree.index_add_(0, ends_i, flat_slot).index_add_(0, second, flat_slot)[:-1]
+        degree = degree.clamp_min(1.0)[:, None]
+        count = slot.sum(dim=1).clamp_min(1.0)[:, None]  # (B, 1)
+        size = degree.view(B, N).amax(dim=1).log()  # log n: a real node meets n real slots
+
+        tau = self.time(t)  # (B, H)
+        slot_input = torch.stack([values.reshape(-1), (rows == cols).to(dtype).repeat(B), size[seq]], dim=-1)
+        condition = condition.reshape(B * T, -1) if condition is not None and condition.dim() == 3 else \
+            (condition[seq] if condition is not None else None)
+
+        def embed(x, c, s):
+            h = self.embed(x) + tau[s]
+            return h if c is None else h + self.condition(c.to(h.dtype))
+
+        h = self._per_slot(embed, slot_input, condition, seq) * flat_slot[:, None]
+        for layer in self.layers:
+            node = torch.zeros(B * N + 1, h.shape[-1], dtype=h.dtype, device=device)
+            node = node.index_add(0, ends_i, h).index_add(0, second, h)[:-1] / degree
+            whole = h.view(B, T, -1).sum(dim=1) / count  # (B, H); padded slots are zero
+
+            def update(h_e, e_i, e_j, s, m, layer=layer, node=node, whole=whole):
+                p_i, p_j = node[e_i], node[e_j]
+                mixed = layer(torch.cat([h_e, p_i + p_j, p_i * p_j, whole[s]], dim=-1))
+                return (h_e + mixed + tau[s]) * m[:, None]
+
+            h = self._per_slot(update, h, ends_i, ends_j, seq, flat_slot)
+
+        def read_out(h_e, x, s):
+            return self.out(h_e).squeeze(-1) + self.skip(tau[s]).squeeze(-1) * x
+
+        eps = self._per_slot(read_out, h, values.reshape(-1), seq)
+        return (eps * flat_slot).view(B, T)
+
+    def _per_slot(self, fn: Callable[..., Tensor], *slots: Tensor | None) -> Tensor:
+        """``fn`` on ``chunk`` rows of every slot tensor at a time, concatenated (``None`` passes through).
+
+        ``split`` rather than slicing: the backward of one split assembles the input's gradient once,
+        where each slice's backward would fill a zero tensor of the whole input (quadratic in slots)."""
+        total = next(s for s in slots if s is not None).shape[0]
+        pieces = [[None] * -(-total // self.chunk) if s is None else s.split(self.chunk) for s in slots]
+        return torch.cat([_maybe_checkpoint(fn, *args) for args in zip(*pieces)], dim=0)
 
 
 class SpectrumMLPScoreNet(nn.Module):

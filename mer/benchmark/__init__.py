@@ -29,8 +29,18 @@ Row keys: ``recoverer``, ``protocol`` (``"random"``/``"fixed"``), ``condition`` 
 ``best_epoch``, ``train_seconds`` (of the model evaluated: with shared training, the shared run's),
 ``eval_seconds``, ``config`` (the resolved config the model was trained with),
 ``dataset_fingerprint`` (:func:`mer.training.dataset_fingerprint`).
+
+A dataset with an oracle (the Gaussian yardstick, ``--data gaussian``) adds, under each row's own test
+masks, the recovery floors and ``recovery_mse / floor`` ratios to every row's ``metrics``, and a
+``"bayes"`` reference row (``reference: "oracle"``) per condition and seed with the Bayes-optimal task
+metrics; ``table.md`` and the figure show them (see :mod:`mer.benchmark.run` and
+:mod:`mer.benchmark.report`).
+
+``executor="ray"`` runs the trainings as Ray tasks instead of one after another here
+(:mod:`mer.benchmark.executors`); rows, files and resume are the same.
 """
 
+from mer.benchmark.executors import EXECUTORS, BenchmarkTaskError, MissingExtraError
 from mer.benchmark.report import format_table, load_results, merge_results, plot_missing_rate, write_report
 from mer.benchmark.run import (
     BENCHMARK_PROTOCOLS,
@@ -55,4 +65,7 @@ __all__ = [
     "merge_results",
     "load_results",
     "ROW_KEYS",
+    "EXECUTORS",
+    "BenchmarkTaskError",
+    "MissingExtraError",
 ]

@@ -1,7 +1,20 @@
 """Reporting benchmark rows: :func:`format_table` (the Markdown of ``table.md``),
 :func:`plot_missing_rate` (``missing_rate.png``), :func:`write_report` (both plus ``results.json``,
 each written atomically), :func:`load_results` and :func:`merge_results` (rows of several runs as one
-table)."""
+table).
+
+Rows of a dataset with an oracle (see :mod:`mer.benchmark.run`) add, in the table, a "Bayes (oracle)"
+column to every task-metric table, each method's recovery MSE with its ratio to floors (a) and (b),
+and the two floors as columns; in the figure, the Bayes accuracy and the floors as dashed lines.
+Reference rows (``reference`` set) are never a method: not labelled by training mode, not counted
+among the methods, and merged only with identical copies of themselves.
+
+When the methods of a protocol do not share their conditions and seeds (merged runs, a slow method
+run on fewer of them), every Average of that protocol is over the conditions all methods have, cells
+and Averages short of the full sets are marked ``†`` and a footnote names what each method lacks
+(:func:`unequal_sets` lists it, for ``mer report``'s warning). The figure's subtitle is the rows'
+:func:`provenance` (data, epochs, seeds, training mode, protocol, the commit it is drawn at), and each
+method has its own hollow marker and a small sideways offset, so equal values stay visible."""
 
 from __future__ import annotations
 
@@ -9,14 +22,16 @@ import json
 import math
 import os
 import pathlib
+import subprocess
+import textwrap
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from spectraldiff.atomic import atomic_write, atomic_write_json, atomic_write_text
 
-__all__ = ["format_table", "plot_missing_rate", "write_report", "merge_results", "load_results",
-           "ROW_ID_FIELDS"]
+__all__ = ["format_table", "unequal_sets", "missing_rate_figure", "plot_missing_rate", "provenance",
+           "git_commit", "write_report", "merge_results", "load_results", "ROW_ID_FIELDS"]
 
 
 def _columns(task: str) -> tuple[tuple[str, ...], str]:
@@ -78,6 +93,28 @@ _TRAINING_NOTES = {
 }
 
 
+#: Column header of the reference rows in ``table.md``, and their legend entry in the figure.
+REFERENCE_LABEL = "Bayes (oracle)"
+#: The floors of a dataset with an oracle: metric key → column header.
+FLOORS = {"floor_utterance": "floor (a) utterance", "floor_conversation": "floor (b) conversation"}
+
+
+def _split_reference(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """(method rows, reference rows)."""
+    return [r for r in rows if not r.get("reference")], [r for r in rows if r.get("reference")]
+
+
+def _floors(rows: list[dict]) -> dict[tuple, dict[str, float]]:
+    """(protocol, condition, seed) → the floors the rows record for it (the same for every row of
+    it: they depend only on the test masks)."""
+    out: dict[tuple, dict[str, float]] = {}
+    for r in rows:
+        if all(k in r["metrics"] for k in FLOORS):
+            out.setdefault((r["protocol"], r["condition"], str(r["seed"])),
+                           {k: r["metrics"][k] for k in FLOORS})
+    return out
+
+
 def _labelled(rows: list[dict]) -> list[dict]:
     """The rows with ``recoverer`` labelled ``name (training mode)`` when they hold both training
     modes, so a per-condition and a shared model never share a cell."""
@@ -90,6 +127,7 @@ def format_table(rows: list[dict], task: str = "regression") -> str:
     """The Markdown tables of ``table.md`` (see :mod:`mer.benchmark`): per protocol (a ``##`` section
     each when the rows hold more than one) the metric table and the recovery-MSE table, each with its
     ``Average`` row over that protocol's conditions."""
+    rows, references = _split_reference(rows)
     if not rows:
         raise ValueError("no benchmark rows to tabulate")
     keys, label = _columns(task)
@@ -98,6 +136,8 @@ def format_table(rows: list[dict], task: str = "regression") -> str:
     seeds = _ordered(str(r["seed"]) for r in rows)
     protocols = _ordered(r["protocol"] for r in rows)
     trainings = _ordered(r["training"] for r in rows if r.get("training"))
+    references = [r for r in references if str(r["seed"]) in seeds]
+    floors = _floors(references + rows)
     convention = ""
     if task != "classification":
         convention = " (ACC2 and F1: non-zero convention, `acc2_non0` / `f1_non0`)"
@@ -108,90 +148,408 @@ def format_table(rows: list[dict], task: str = "regression") -> str:
         f"Protocol: {', '.join(protocols)}.{training} Cells: {label} in %, {_over_seeds(seeds)}"
         f"{convention}.",
     ]
+    if references:
+        lines[0] += (
+            f" {REFERENCE_LABEL}: the Bayes-optimal label prediction from every observed entry of the "
+            "conversation (the information of floor (b)), under the same test masks as the methods: "
+            "the best any method can score there; computed from the dataset's known model, not a "
+            "trained method."
+        )
     for protocol in protocols:
         if len(protocols) > 1:
             lines += ["", f"## {_SECTION_TITLES.get(protocol, protocol)}"]
-        lines += _protocol_tables([r for r in rows if r["protocol"] == protocol], methods, keys)
+        lines += _protocol_tables([r for r in rows if r["protocol"] == protocol], methods, keys,
+                                  [r for r in references if r["protocol"] == protocol],
+                                  {k[1:]: v for k, v in floors.items() if k[0] == protocol})
     return "\n".join(lines) + "\n"
 
 
-def _protocol_tables(rows: list[dict], methods: list[str], keys: Sequence[str]) -> list[str]:
-    conditions = _ordered(r["condition"] for r in rows)
+class _Coverage:
+    """Which conditions and seeds the methods of one protocol's tables have, and where one falls short.
 
-    def select(method, condition=None):
+    ``conditions`` and ``seeds`` are all those any method has; ``common`` the conditions every method
+    has. ``unequal``: some method lacks a condition, or a seed at one of its conditions. Then each
+    column's Average is over ``common`` only, and over the column's seeds that have a result at every
+    common condition (:meth:`average_rows`), and :meth:`mark` flags the cells and Averages that are
+    not over the full sets, so that an Average never silently compares unequal sets.
+    """
+
+    def __init__(self, rows: list[dict], methods: list[str]):
+        self.methods = methods
+        self.conditions = _ordered(r["condition"] for r in rows)
+        self.seeds = _ordered(str(r["seed"]) for r in rows)
+        self._seeds_at: dict[tuple[str, str], set[str]] = {}
+        for r in rows:
+            self._seeds_at.setdefault((r["recoverer"], r["condition"]), set()).add(str(r["seed"]))
+        self.common = [c for c in self.conditions if all((m, c) in self._seeds_at for m in methods)]
+        self.unequal = any(self.gaps(m) for m in methods)
+
+    def gaps(self, method: str) -> str:
+        """What ``method`` lacks, e.g. ``"0.6 not run; seed 2 missing at 0.0, 0.3"``; "" when
+        nothing."""
+        parts = []
+        absent = [c for c in self.conditions if (method, c) not in self._seeds_at]
+        if absent:
+            parts.append(f"{', '.join(absent)} not run")
+        short: dict[tuple[str, ...], list[str]] = {}
+        for c in self.conditions:
+            have = self._seeds_at.get((method, c))
+            if have is not None and have != set(self.seeds):
+                short.setdefault(tuple(s for s in self.seeds if s not in have), []).append(c)
+        for missing, at in short.items():
+            parts.append(f"seed{'s' if len(missing) > 1 else ''} {', '.join(missing)} missing at "
+                         f"{', '.join(at)}")
+        return "; ".join(parts)
+
+    def average_rows(self, rows: list[dict]) -> list[dict]:
+        """The rows of one column that enter its Average: all of them when the sets are equal; else
+        those at a common condition, of a seed with a row at every common condition."""
+        if not self.unequal:
+            return rows
+        rows = [r for r in rows if r["condition"] in self.common]
+        complete = [s for s in self.seeds
+                    if {r["condition"] for r in rows if str(r["seed"]) == s} == set(self.common)]
+        return [r for r in rows if str(r["seed"]) in complete]
+
+    def mark(self, rows: list[dict], average: bool = False) -> str:
+        """"†" when the sets are unequal and the column's rows (at one condition, or ``average``: all
+        of its rows) do not cover every seed (and, for an Average, every condition it has is common
+        and every seed enters it); else ""."""
+        if not self.unequal or not rows:
+            return ""
+        if average:
+            used = self.average_rows(rows)
+            if ({r["condition"] for r in rows} != set(self.common)
+                    or {str(r["seed"]) for r in used} != set(self.seeds)):
+                return _MARK
+            return ""
+        return _MARK if {str(r["seed"]) for r in rows} != set(self.seeds) else ""
+
+    def footnote(self) -> list[str]:
+        """The lines under a table with unequal sets, naming what each method lacks."""
+        if not self.unequal:
+            return []
+        if self.common:
+            scope = (f"each Average is over the condition{'s' if len(self.common) > 1 else ''} every "
+                     f"method has ({', '.join(self.common)}) and, per column, the seeds with a result "
+                     "at each of them")
+        else:
+            scope = "no condition is common to all methods, so there is no Average"
+        lacking = "; ".join(f"{m}: {self.gaps(m)}" for m in self.methods if self.gaps(m))
+        return ["", f"{_MARK} Unequal sets: the methods do not all have every condition "
+                    f"({', '.join(self.conditions)}) and seed ({', '.join(self.seeds)}); {scope}. "
+                    f"{_MARK} marks a cell (here and in the recovery table) not over every seed, and "
+                    f"an Average not over every seed or over fewer conditions than its column has. "
+                    f"Missing: {lacking}."]
+
+
+#: The mark of a cell or Average over fewer conditions or seeds than the table's (see ``_Coverage``).
+_MARK = "†"
+
+
+def unequal_sets(rows: list[dict]) -> list[str]:
+    """One line per protocol whose methods do not share their conditions and seeds, naming what each
+    method lacks (``"random: gsdnet: 0.6 not run; seed 2 missing at 0.0"``); ``[]`` when they share
+    them. :func:`format_table` marks such tables; ``mer report`` warns with these lines."""
+    rows = _labelled(_split_reference(rows)[0])
+    methods = _ordered(r["recoverer"] for r in rows)
+    out = []
+    for protocol in _ordered(r["protocol"] for r in rows):
+        coverage = _Coverage([r for r in rows if r["protocol"] == protocol], methods)
+        if coverage.unequal:
+            out.append(f"{protocol}: " + "; ".join(f"{m}: {coverage.gaps(m)}" for m in methods
+                                                   if coverage.gaps(m)))
+    return out
+
+
+def _protocol_tables(rows: list[dict], methods: list[str], keys: Sequence[str],
+                     references: list[dict] | None = None,
+                     floors: dict[tuple, dict[str, float]] | None = None) -> list[str]:
+    """The metric and recovery tables of one protocol; ``references`` (the Bayes rows) add a column
+    to the metric table, ``floors`` ((condition, seed) → floors) the ratios and floor columns to the
+    recovery table. When the methods' condition or seed sets differ, cells and Averages not over the
+    full sets carry a mark, a footnote names what each method lacks, and every Average is over the
+    conditions common to all methods (see ``_Coverage``)."""
+    references, floors = references or [], floors or {}
+    coverage = _Coverage(rows, methods)
+    conditions = coverage.conditions
+
+    def select(method, condition=None, among=rows):
         return [
-            r for r in rows
+            r for r in among
             if r["recoverer"] == method and (condition is None or r["condition"] == condition)
         ]
 
-    def table(cell_keys, scale, digits):
-        out = ["", "| Condition | " + " | ".join(methods) + " |",
-               "| --- | " + " | ".join("---" for _ in methods) + " |"]
+    def column(name, among, cell_keys, scale=100.0, digits=1, render=None):
+        """(header, cell(condition), average()) of the column of ``name``'s rows in ``among``."""
+        render = render or (lambda rows_, average: (_average_cell if average else _cell)(
+            rows_, cell_keys, scale, digits))
+
+        def cell(c):
+            chosen = select(name, c, among)
+            if not chosen and coverage.unequal:
+                return "not run"
+            return render(chosen, False) + coverage.mark(chosen)
+
+        def average():
+            chosen = select(name, among=among)
+            return render(coverage.average_rows(chosen), True) + coverage.mark(chosen, average=True)
+
+        return name, cell, average
+
+    def table(columns):
+        out = ["", "| Condition | " + " | ".join(name for name, _, _ in columns) + " |",
+               "| --- | " + " | ".join("---" for _ in columns) + " |"]
         for c in conditions:
-            out.append(
-                f"| {c} | " + " | ".join(_cell(select(m, c), cell_keys, scale, digits) for m in methods)
-                + " |"
-            )
-        out.append(
-            "| Average | "
-            + " | ".join(_average_cell(select(m), cell_keys, scale, digits) for m in methods)
-            + " |"
-        )
+            out.append(f"| {c} | " + " | ".join(cell(c) for _, cell, _ in columns) + " |")
+        out.append("| Average | " + " | ".join(average() for _, _, average in columns) + " |")
         return out
 
+    metric_columns = [column(m, rows, keys) for m in methods]
+    if references:
+        reference_rows = [{**r, "recoverer": REFERENCE_LABEL} for r in references]
+        metric_columns.append(column(REFERENCE_LABEL, reference_rows, keys))
+    metric_table = [*table(metric_columns), *coverage.footnote()]
+    if not floors:
+        return [
+            *metric_table,
+            "",
+            "Recovery MSE of the dropped features (standardised units, seeds as above; – where nothing "
+            "is dropped):",
+            *table([column(m, rows, ["recovery_mse"], 1.0, 3) for m in methods]),
+        ]
+
+    floor_rows = [{"recoverer": name, "condition": c, "seed": seed, "metrics": values}
+                  for (c, seed), values in floors.items() for name in FLOORS]
+
+    def recovery(rows_, average: bool) -> str:
+        value = (_average_cell if average else _cell)(rows_, ["recovery_mse"], 1.0, 3)
+        ratios = [_ratio_mean(rows_, f"recovery_ratio_{info}", average)
+                  for info in ("utterance", "conversation")]
+        if value == "–" or "–" in ratios:
+            return value
+        return f"{value} ({ratios[0]}× / {ratios[1]}×)"
+
+    recovery_columns = [column(m, rows, ["recovery_mse"], render=recovery) for m in methods]
+    recovery_columns += [(header, *column(k, floor_rows, [k], 1.0, 3)[1:])
+                         for k, header in FLOORS.items()]
     return [
-        *table(keys, 100.0, 1),
+        *metric_table,
         "",
         "Recovery MSE of the dropped features (standardised units, seeds as above; – where nothing "
-        "is dropped):",
-        *table(["recovery_mse"], 1.0, 3),
+        "is dropped), and in brackets its ratio to floor (a) / floor (b): the expected MSE of the "
+        "Bayes recovery from the same utterance's observed modalities (a) and from every observed "
+        "entry of the conversation (b), under the same test masks (last two columns; the mean of "
+        "the ratios over seeds):",
+        *table(recovery_columns),
     ]
 
 
-def plot_missing_rate(rows: list[dict], path: str | os.PathLike, task: str = "regression") -> None:
-    """ACC2 (regression, non-zero convention) or ACC against the missing rate, one line per method,
-    mean ± std over seeds as error bars; written with matplotlib's Agg backend.
+def _ratio_mean(rows: list[dict], key: str, average: bool) -> str:
+    """The mean of the rows' ``key`` (``average``: per seed the mean over conditions, then the mean
+    over seeds), two decimals, no spread; "–" when none is finite."""
+    per_seed = {}
+    for r in rows:
+        v = r["metrics"].get(key)
+        if v is not None and math.isfinite(v):
+            per_seed.setdefault(str(r["seed"]) if average else id(r), []).append(float(v))
+    if not per_seed:
+        return "–"
+    return f"{np.mean([np.mean(v) for v in per_seed.values()]):.2f}"
+
+
+#: Marker shapes of the methods in ``missing_rate.png``, in column order (hollow, so that two methods
+#: with equal values, e.g. ``zero`` and ``mean`` at missing rate 0, both stay visible).
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h")
+#: Sideways offset between neighbouring methods, as a fraction of the x range (categorical axes: of
+#: one category), so that coincident points and error bars do not hide each other.
+_DODGE = 0.02
+
+
+def missing_rate_figure(rows: list[dict], task: str = "regression"):
+    """The figure of ``missing_rate.png`` (a :class:`matplotlib.figure.Figure`, not registered with
+    pyplot, so nothing needs closing): ACC2 (regression, non-zero convention) or ACC against the
+    missing rate, one line per method, mean ± std over seeds as error bars.
 
     Only the random-protocol rows are plotted when there are any (with ``protocol="both"`` the fixed
-    sets are in the table only); otherwise the availability sets are the x axis.
-    """
-    import matplotlib
+    sets are in the table only); otherwise the availability sets are the x axis. Rows of a dataset
+    with an oracle add the Bayes accuracy as a dashed line, and a second panel: the recovery MSE of
+    every method with floors (a) and (b) as dashed lines.
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Each method has its own hollow marker shape and a small sideways offset (``_DODGE``; the x label
+    says how much), so methods with equal values stay visible. The subtitle is the provenance (see
+    :func:`provenance`): data and its fingerprint, epochs, seeds, training mode, protocol and
+    conditions, and the commit the figure was drawn at.
+    """
+    from matplotlib.figure import Figure
 
     key = "acc" if task == "classification" else "acc2_non0"
+    all_rows = rows
+    rows, references = _split_reference(rows)
     rows = _labelled(rows)
     rows = [r for r in rows if r["protocol"] == "random"] or rows
+    shown = rows[0]["protocol"] if rows else None
+    references = [{**r, "recoverer": REFERENCE_LABEL} for r in references if r["protocol"] == shown]
+    floor_rows = [{"recoverer": header, "condition": c, "metrics": {"value": values[k]}}
+                  for (protocol, c, _), values in _floors(references + rows).items()
+                  if protocol == shown for k, header in FLOORS.items()]
     methods = _ordered(r["recoverer"] for r in rows)
     conditions = _ordered(r["condition"] for r in rows)
     numeric = all(r["protocol"] == "random" for r in rows)
     xs = [float(c) for c in conditions] if numeric else list(range(len(conditions)))
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    for m in methods:
+    span = (max(xs) - min(xs)) if numeric and len(xs) > 1 else 1.0
+    step = _DODGE * span if numeric else 5 * _DODGE
+
+    def line(ax, rows_, name, metric, scale, offset=0.0, **style):
         means, stds, used = [], [], []
         for x, c in zip(xs, conditions):
-            vals = [r["metrics"].get(key) for r in rows if r["recoverer"] == m and r["condition"] == c]
-            vals = [100.0 * v for v in vals if v is not None and math.isfinite(v)]
+            vals = [r["metrics"].get(metric) for r in rows_ if r["recoverer"] == name and r["condition"] == c]
+            vals = [scale * v for v in vals if v is not None and math.isfinite(v)]
             if vals:
-                used.append(x)
+                used.append(x + offset)
                 means.append(float(np.mean(vals)))
                 stds.append(float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0)
-        ax.errorbar(used, means, yerr=stds, marker="o", capsize=3, label=m)
-    if numeric:
-        ax.set_xlabel("missing rate")
-    else:
-        ax.set_xticks(xs)
-        ax.set_xticklabels(conditions, rotation=30)
-        ax.set_xlabel("available modalities")
+        ax.errorbar(used, means, yerr=stds, capsize=3, label=name, **style)
+
+    def method_lines(ax, metric, scale):
+        for i, m in enumerate(methods):
+            line(ax, rows, m, metric, scale, offset=(i - (len(methods) - 1) / 2) * step,
+                 marker=_MARKERS[i % len(_MARKERS)], markerfacecolor="none", markeredgewidth=1.5,
+                 markersize=9 - 1.5 * (i % 3), alpha=0.85, zorder=2 + i)
+
+    panels = 2 if floor_rows else 1
+    fig = Figure(figsize=(6.4 * panels, 4.6), layout="constrained")
+    axes = fig.subplots(1, panels, squeeze=False)
+    ax = axes[0, 0]
+    method_lines(ax, key, 100.0)
+    if references:
+        line(ax, references, REFERENCE_LABEL, key, 100.0, linestyle="--", color="black")
     ax.set_ylabel(("ACC" if task == "classification" else "ACC2 (non-zero)") + " (%)")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    if floor_rows:
+        ax = axes[0, 1]
+        method_lines(ax, "recovery_mse", 1.0)
+        for header, color in zip(FLOORS.values(), ("dimgray", "black")):
+            line(ax, floor_rows, header, "value", 1.0, linestyle="--", color=color)
+        ax.set_ylabel("recovery MSE (standardised)")
+    dodge = f" (methods offset by {step:.2g} each, for visibility)" if len(methods) > 1 else ""
+    pad = 0.05 * span if numeric else 0.5
+    for ax in axes[0]:
+        # the same x range in both panels, so that the offsets read alike in each
+        ax.set_xlim(min(xs, default=0.0) - pad, max(xs, default=0.0) + pad)
+        if numeric:
+            ax.set_xlabel("missing rate" + dodge)
+        else:
+            ax.set_xticks(xs)
+            ax.set_xticklabels(conditions, rotation=30)
+            ax.set_xlabel("available modalities" + dodge)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(textwrap.fill(provenance(all_rows), width=int(110 * panels)), fontsize=8)
+    return fig
+
+
+def plot_missing_rate(rows: list[dict], path: str | os.PathLike, task: str = "regression") -> None:
+    """Write :func:`missing_rate_figure` as a PNG to ``path`` (atomically, 120 dpi)."""
+    fig = missing_rate_figure(rows, task)
+    atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120), "wb")
+
+
+def provenance(rows: list[dict]) -> str:
+    """Where the rows come from, in one line (the figure's subtitle): the data (source, options and
+    the fingerprint's first 8 hex digits), epochs (the training budget, ``train.epochs``), seeds,
+    training mode, protocol and conditions (``plotted`` when several protocols), evaluation samples
+    and the commit the figure is drawn at (:func:`git_commit`). A setting that differs between
+    methods reads ``mixed: value (methods); ...``. Rows do not record the commit that produced them,
+    so for merged older runs the commit is that of the report, not of the runs."""
+    rows_, references = _split_reference(rows)
+    rows_ = _labelled(rows_)
+    protocols = _ordered(r["protocol"] for r in rows_)
+    shown = "random" if "random" in protocols else (protocols[0] if protocols else None)
+    conditions = _ordered(r["condition"] for r in rows_ if r["protocol"] == shown)
+    protocol = f"{shown} ({', '.join(conditions)})"
+    if len(protocols) > 1:
+        protocol += " plotted; " + ", ".join(
+            f"{p} ({len(_ordered(r['condition'] for r in rows_ if r['protocol'] == p))} conditions)"
+            for p in protocols if p != shown) + " in table.md"
+    seeds = {m: ", ".join(_ordered(str(r["seed"]) for r in rows_ if r["recoverer"] == m))
+             for m in _ordered(r["recoverer"] for r in rows_)}
+    parts = [
+        f"data {_setting(rows_, _data_label)}",
+        f"epochs {_setting(rows_, lambda r: _config(r, 'train', 'epochs'))}",
+        f"seeds {_setting(rows_, lambda r: seeds[r['recoverer']])}",
+        f"training {_setting(rows_, lambda r: r.get('training', 'unknown'))}",
+        f"protocol {protocol}",
+        f"eval samples {_setting(rows_, lambda r: _config(r, 'train', 'eval_samples'))}",
+    ]
+    if references:
+        parts.append(f"reference {REFERENCE_LABEL}")
+    gaps = unequal_sets(rows)
+    if gaps:
+        parts.append("unequal conditions/seeds across methods (see table.md)")
+    return " · ".join(parts) + f" · drawn at {git_commit()}"
+
+
+def _config(row: dict, *path: str):
+    value: Any = row.get("config") or {}
+    for name in path:
+        value = value.get(name) if isinstance(value, dict) else None
+    return "unknown" if value is None else value
+
+
+def _data_label(row: dict) -> str:
+    """``source(option=value, ...) fingerprint8``; a path option by its file name."""
+    data = _config(row, "data")
+    label = "unknown" if not isinstance(data, dict) else str(data.get("source", "unknown"))
+    if isinstance(data, dict):
+        options = [f"{k}={pathlib.Path(str(v)).name if k == 'path' else v}"
+                   for k, v in (data.get("options") or {}).items() if k != "fingerprint"]
+        if options:
+            label += f"({', '.join(options)})"
+        if data.get("task"):
+            label += f" {data['task']}"
+    fingerprint = str(row.get("dataset_fingerprint") or "")
+    if fingerprint:
+        label += " " + fingerprint.split(":")[-1][:8]
+    return label
+
+
+def _setting(rows: list[dict], get) -> str:
+    """The one value of ``get(row)`` over the rows, or ``mixed: value (methods); ...``."""
+    methods_by_value: dict[str, list[str]] = {}
+    for r in rows:
+        names = methods_by_value.setdefault(str(get(r)), [])
+        if r["recoverer"] not in names:
+            names.append(r["recoverer"])
+    if len(methods_by_value) <= 1:
+        return next(iter(methods_by_value), "unknown")
+    return "mixed: " + "; ".join(f"{v} ({', '.join(ms)})" for v, ms in methods_by_value.items())
+
+
+#: Seconds any one ``git`` call of :func:`git_commit` may take before the commit reads as unknown.
+_GIT_TIMEOUT = 5.0
+
+
+def git_commit() -> str:
+    """``"commit <short hash>"`` of the work tree this module lies in, ``" + uncommitted changes"``
+    when tracked files differ from it, or ``"commit unknown"`` when there is no ``git``, no work tree,
+    this file is not tracked by it (an installed copy inside some other repository), or ``git`` takes
+    longer than ``_GIT_TIMEOUT``. Read with ``--no-optional-locks``, so the index is never
+    rewritten."""
+    here = pathlib.Path(__file__).resolve()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "--no-optional-locks", "-C", str(here.parent), *args], capture_output=True,
+            text=True, timeout=_GIT_TIMEOUT, check=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        ).stdout.strip()
+
     try:
-        atomic_write(path, lambda handle: fig.savefig(handle, format="png", dpi=120), "wb")
-    finally:
-        plt.close(fig)
+        git("ls-files", "--error-unmatch", here.name)
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "commit unknown"
+    return f"commit {head}" + (" + uncommitted changes" if dirty else "")
 
 
 def write_report(rows: list[dict], out_dir: str | os.PathLike, task: str = "regression") -> None:
@@ -257,6 +615,19 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
     first_kwargs: dict[str, dict] = {}
     merged, seen = [], {}
     for row in rows:
+        if row.get("reference"):
+            # The same (condition, seed) of the same dataset gives the same reference row in every
+            # run and training mode: keep one copy, refuse two that differ.
+            key = (row["recoverer"], row["protocol"], row["condition"], row["seed"], "reference")
+            if key in seen:
+                if _reference_content(seen[key]) != _reference_content(row):
+                    raise ValueError(f"two different {row['recoverer']} reference rows for "
+                                     f"{row['protocol']} {row['condition']} / seed {row['seed']}: the "
+                                     "merged runs used different datasets")
+                continue
+            seen[key] = row
+            merged.append(row)
+            continue
         name = row["recoverer"]
         kwargs = dict((row.get("config") or {}).get("recoverer_kwargs") or {})
         base = first_kwargs.setdefault(name, kwargs)
@@ -269,6 +640,11 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
         if key in seen:
             raise ValueError(f"two results for {label} / {row['protocol']} {row['condition']} / seed "
                              f"{row['seed']} / {training}: the merged runs overlap")
-        seen[key] = True
+        seen[key] = row
         merged.append({**row, "recoverer": label})
     return merged
+
+
+def _reference_content(row: dict) -> tuple:
+    """What two copies of a reference row must share: their dataset and their numbers."""
+    return (row.get("dataset_fingerprint"), json.dumps(row.get("metrics"), sort_keys=True))

@@ -2,31 +2,49 @@
 and seed and returns one row per (condition, seed, recoverer). The training modes, the files written
 and the row keys are described in :mod:`mer.benchmark` and ``docs/mer_training.md``.
 
+A dataset that carries an oracle (the Gaussian yardstick, :func:`mer.data.gaussian.has_oracle`) adds
+its reference under the very test masks each row was scored on: every row records the recovery
+floors and its ``recovery_mse`` as a ratio to them, and every (condition, seed) gets a ``"bayes"``
+reference row (``reference: "oracle"``) with the task metrics of the Bayes-optimal label prediction.
+
 A benchmark folder accumulates: a rerun merges its rows into ``results.json`` (see
-:func:`run_benchmark`), and never drops one."""
+:func:`run_benchmark`), and never drops one.
+
+Each training is a task for an executor (:mod:`mer.benchmark.executors`): ``"local"`` runs them here
+one after another, ``"ray"`` spreads them over a Ray cluster. Either way this process holds the
+folder's lock and merges each task's rows into ``results.json`` as it finishes; a task that fails is
+logged with its traceback, the others go on, and :class:`~mer.benchmark.executors.BenchmarkTaskError`
+lists the failures at the end."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import pathlib
 import time
 from typing import Sequence
 
+import numpy as np
+
 from spectraldiff.atomic import atomic_write_json, jsonable, remove_stale_temporaries
 
+from mer.benchmark.executors import BenchmarkTaskError, TaskFailure, make_executor
 from mer.benchmark.report import load_results, write_report
 from mer.config import RunConfig
 from mer.data import ConversationDataset, synthetic_conversations
+from mer.data.gaussian import has_oracle, oracle_reference
 from mer.data.protocol import (
     CONDITION_SETS,
+    MaskPlan,
     MissingProtocol,
     benchmark_conditions,
     default_missing_rates,
     mixture_of,
 )
-from mer.recoverers import recoverer_class
+from mer.metrics import classification_metrics, regression_metrics
+from mer.recoverers import RECOVERERS, recoverer_class
 from mer.training import resolve_config, train
 from mer.training.build import config_differences
 from mer.training.checkpoint import dataset_fingerprint
@@ -40,6 +58,8 @@ __all__ = [
     "BENCHMARK_PROTOCOLS",
     "TRAINING_MODES",
     "ROW_KEYS",
+    "REFERENCE_NAME",
+    "test_masks",
 ]
 
 DEFAULT_RECOVERERS = ("zero", "mean", "autoencoder", "imder", "gsdnet")
@@ -48,9 +68,14 @@ BENCHMARK_PROTOCOLS = CONDITION_SETS
 TRAINING_MODES = ("per_condition", "shared")
 ROW_KEYS = ("recoverer", "protocol", "condition", "seed", "training", "metrics", "epochs_run",
             "best_epoch", "train_seconds", "eval_seconds", "config", "dataset_fingerprint")
+#: The ``recoverer`` of the Bayes reference rows of a dataset with an oracle (they also carry
+#: ``reference: "oracle"``, and no training mode: no model is trained for them).
+REFERENCE_NAME = "bayes"
 
 # Settings that do not change a row's numbers' meaning: a rerun that differs only in them resumes.
 _COSMETIC = ("train.device", "train.progress")
+
+logger = logging.getLogger("mer.benchmark")
 
 
 def run_benchmark(
@@ -69,6 +94,8 @@ def run_benchmark(
     out_dir: str | os.PathLike | None = None,
     resume: bool = True,
     progress: bool = False,
+    executor: str = "local",
+    executor_options: dict | None = None,
 ) -> list[dict]:
     """Train and test every recoverer under every condition and seed.
 
@@ -112,12 +139,30 @@ def run_benchmark(
         key; rows of other keys are kept.
     progress : bool
         tqdm bars per run.
+    executor : {"local", "ray"}
+        Where the trainings run: one after another in this process, or as Ray tasks (a training per
+        (condition, seed, recoverer), or per (seed, recoverer) with shared training). Ray is imported
+        only here; without it installed this raises ``MissingExtraError`` (a ``ValueError``) saying
+        ``pip install ".[ray]"``.
+    executor_options : dict, optional
+        Keyword arguments of the executor: local ``threads``; ray ``address``, ``workers``,
+        ``gpus_per_run``, ``cpus_per_run``, ``threads`` (see :mod:`mer.benchmark.executors`). Both
+        executors give identical rows when their torch ``threads`` are equal (Ray's default is 1).
 
     Returns
     -------
     list of dict
         This run's rows, one per (condition, seed, recoverer), in that order; keys :data:`ROW_KEYS`
-        plus ``missing_rate`` or ``pattern``.
+        plus ``missing_rate`` or ``pattern``. For a dataset with an oracle (:func:`has_oracle`) each
+        row's ``metrics`` also hold ``floor_prior``, ``floor_utterance`` (floor (a)),
+        ``floor_conversation`` (floor (b)) of :func:`mer.data.gaussian.recovery_floor` and
+        ``recovery_ratio_utterance`` / ``recovery_ratio_conversation`` (``recovery_mse / floor``),
+        all under the row's own test masks (:func:`test_masks`); and after the methods of each
+        (condition, seed) comes its reference row: ``recoverer`` :data:`REFERENCE_NAME`,
+        ``reference: "oracle"``, ``metrics`` the task metrics of the Bayes label prediction from
+        every observed entry of the conversation (info (b)) plus the floors and the expected
+        ``label_mse``, ``metrics_utterance`` the same from the utterance alone (info (a)). It is
+        computed, not trained; a rerun reuses it like any row (same dataset fingerprint).
 
     Raises
     ------
@@ -125,6 +170,9 @@ def run_benchmark(
         For bad arguments, a conflicting row (see ``resume``), or an unreadable ``results.json``.
     RunLockedError
         (a ``ValueError``) When another live run holds ``out_dir``.
+    BenchmarkTaskError
+        After every other training finished and its rows were written, when some trainings raised;
+        it lists each with its traceback (``.failures``, ``.report()``).
     """
     dataset = synthetic_conversations(seed=0) if dataset is None else dataset
     if not isinstance(dataset, ConversationDataset):
@@ -136,9 +184,13 @@ def run_benchmark(
         raise ValueError("give at least one recoverer")
     for name in recoverers:
         recoverer_class(name)  # unknown names fail here, listing the valid ones
+        if name == REFERENCE_NAME:
+            raise ValueError(f"the recoverer name {REFERENCE_NAME!r} is reserved for the oracle's "
+                             "reference rows; register the method under another name")
     seeds = [int(s) for s in seeds]
     if not seeds:
         raise ValueError("give at least one seed")
+    runner = make_executor(executor, executor_options)
     conditions = benchmark_conditions(dataset.modalities, protocol, missing_rates, patterns)
     base = resolve_config(config, device=device, epochs=epochs)
     if progress:
@@ -159,7 +211,8 @@ def run_benchmark(
     out = pathlib.Path(out_dir) if out_dir is not None else None
     fingerprint = dataset_fingerprint(dataset)
     # Every training of this run: (recoverer, seed, its config, its conditions as (index, condition),
-    # the masks each condition is tested with; None: the model's own protocol).
+    # the masks each condition is tested with; None: the model's own protocol). Either way the test
+    # masks are test_masks(dataset, condition, seed), the same for every method of a seed.
     jobs = []
     if training == "per_condition":
         for c, condition in enumerate(conditions):
@@ -182,9 +235,22 @@ def run_benchmark(
         results: dict[tuple, dict] = {}  # (condition index, seed, recoverer) → row of this run
 
         def key(name: str, seed: int, condition: MissingProtocol) -> tuple:
+            if name == REFERENCE_NAME:
+                return (name, condition.kind, condition.condition, seed, "reference")
             return (name, condition.kind, condition.condition, seed, training)
 
-        order = [(c, seed, name) for c in range(len(conditions)) for seed in seeds for name in recoverers]
+        oracle = has_oracle(dataset)
+        references = [REFERENCE_NAME] if oracle else []
+        order = [(c, seed, name) for c in range(len(conditions)) for seed in seeds
+                 for name in recoverers + references]
+        reference_of: dict[tuple, dict | None] = {}  # (condition index, seed) → oracle_reference
+
+        def reference(c: int, seed: int) -> dict | None:
+            """The oracle's answer for the test masks of (condition, seed), computed once."""
+            if (c, seed) not in reference_of:
+                reference_of[c, seed] = oracle_reference(
+                    dataset, test_masks(dataset, conditions[c], seed), "test") if oracle else None
+            return reference_of[c, seed]
 
         def save() -> None:
             """``results.json``: the kept rows, this run's replacing theirs in place, then this
@@ -216,21 +282,70 @@ def run_benchmark(
             else:
                 todo.append((name, seed, cfg, parts, masks))
 
-        for name, seed, cfg, parts, masks in todo:
-            started = time.perf_counter()
-            trained = train(dataset, config=cfg)
-            train_seconds = time.perf_counter() - started
-            for i, (c, condition) in enumerate(parts):
-                results[c, seed, name] = _row(trained, dataset, condition, training, train_seconds,
-                                              cfg.to_dict(), None if masks is None else masks[i],
-                                              fingerprint)
-            save()
+        # The reference rows: computed, not trained; kept ones are reused under the same rule.
+        for c, seed, name in order:
+            if name != REFERENCE_NAME:
+                continue
+            row = kept.get(key(name, seed, conditions[c])) if resume else None
+            if row is not None:
+                saved = row.get("dataset_fingerprint")
+                if saved is not None and saved != fingerprint:
+                    differences = {"dataset_fingerprint": (saved, fingerprint)}
+                    raise ValueError(_conflict_message(out, row, differences))
+                results[c, seed, name] = row
+            else:
+                started = time.perf_counter()
+                answer = reference(c, seed)
+                results[c, seed, name] = _reference_row(dataset, conditions[c], seed, answer, fingerprint,
+                                                        time.perf_counter() - started)
 
-        rows = [results[k] for k in order]
+        failures: list[TaskFailure] = []
+        if todo:
+            with runner:
+                shared = runner.share(dataset)
+                tasks = [(_train_job, (shared, name, recoverer_class(name), cfg, parts, masks, training,
+                                       [reference(c, seed) for c, _ in parts], fingerprint))
+                         for name, seed, cfg, parts, masks in todo]
+                labels = [_job_label(name, seed, parts, training) for name, seed, _, parts, _ in todo]
+                for done, (i, outcome) in enumerate(runner.run(tasks, labels), start=1):
+                    if isinstance(outcome, TaskFailure):
+                        logger.error("benchmark task %s failed (%d/%d):\n%s", outcome.label, done,
+                                     len(tasks), outcome.traceback)
+                        failures.append(outcome)
+                        continue
+                    name, seed = todo[i][:2]
+                    results.update({(c, seed, name): row for c, row in outcome})
+                    logger.info("benchmark task %s done (%d/%d)", labels[i], done, len(tasks))
+                    save()
+
+        rows = [results[k] for k in order if k in results]
         if out is not None:
             save()
             write_report(load_results(out / "results.json"), out, dataset.task)
+    if failures:
+        raise BenchmarkTaskError(failures, len(rows))
     return rows
+
+
+def _train_job(dataset: ConversationDataset, name: str, cls: type, cfg: RunConfig, parts: list,
+               masks: list | None, training: str, references: list, fingerprint: str) -> list[tuple]:
+    """One task: train ``cfg`` and score it under each of ``parts`` (``(condition index,
+    condition)``); returns ``(condition index, row)`` pairs. ``cls`` is the recoverer's class:
+    unpickling it in a Ray worker imports the module that registers it, and a class defined in a
+    script (pickled by value) is registered here under ``name``."""
+    if name not in RECOVERERS:
+        RECOVERERS.register(name, cls)
+    started = time.perf_counter()
+    trained = train(dataset, config=cfg)
+    train_seconds = time.perf_counter() - started
+    return [(c, _row(trained, dataset, condition, training, train_seconds, cfg.to_dict(),
+                     None if masks is None else masks[i], references[i], fingerprint))
+            for i, (c, condition) in enumerate(parts)]
+
+
+def _job_label(name: str, seed: int, parts: list, training: str) -> str:
+    where = parts[0][1].condition if training == "per_condition" else f"{len(parts)} conditions (shared)"
+    return f"{name} / {where} / seed {seed}"
 
 
 def _load_rows(out: pathlib.Path | None) -> dict[tuple, dict]:
@@ -267,16 +382,28 @@ def _conflict_message(out: pathlib.Path, row: dict, differences: dict[str, tuple
 
 def _label(row: dict) -> str:
     return (f"the row {row['recoverer']} / {row['protocol']} {row['condition']} / seed {row['seed']} / "
-            f"{row.get('training', 'per_condition')}")
+            f"{_training_of(row)}")
+
+
+def test_masks(dataset: ConversationDataset, condition: MissingProtocol, seed: int) -> list[np.ndarray]:
+    """The test masks ``(N_i, M)`` every method of ``seed`` is scored on under ``condition``, in
+    both training modes: the run's seed draws them (the benchmark's configs leave the protocol's own
+    seed unset), exactly as :meth:`~mer.training.TrainedModel.evaluate` would for the run."""
+    return MaskPlan(dataset, dataclasses.replace(condition, seed=None), seed).test
 
 
 def _row(trained, dataset: ConversationDataset, condition: MissingProtocol, training: str,
          train_seconds: float, row_config: dict, masks: MissingProtocol | None,
-         fingerprint: str) -> dict:
+         reference: dict | None, fingerprint: str) -> dict:
     """The result row of ``trained`` evaluated on the test split under ``condition`` (``masks=None``:
-    the model's own protocol, which is ``condition``)."""
+    the model's own protocol, which is ``condition``), with the oracle's ``reference`` for the same
+    test masks (:func:`test_masks`) when the dataset has one."""
     started = time.perf_counter()
     metrics = trained.evaluate(dataset, "test", masks=masks)
+    if reference is not None:
+        metrics.update(_floor_metrics(reference))
+        for info in ("utterance", "conversation"):
+            metrics[f"recovery_ratio_{info}"] = _ratio(metrics["recovery_mse"], metrics[f"floor_{info}"])
     row = {
         "recoverer": trained.config.recoverer,
         "protocol": condition.kind,
@@ -291,13 +418,59 @@ def _row(trained, dataset: ConversationDataset, condition: MissingProtocol, trai
         "config": row_config,
         "dataset_fingerprint": fingerprint,
     }
+    return jsonable({**row, **_condition_fields(condition)})
+
+
+def _reference_row(dataset: ConversationDataset, condition: MissingProtocol, seed: int,
+                   reference: dict, fingerprint: str, seconds: float) -> dict:
+    """The Bayes reference row of (``condition``, ``seed``): the metrics of
+    :func:`mer.data.gaussian.bayes_labels` on the test split, scored like a model's predictions."""
+    started = time.perf_counter()
+    true = np.concatenate([c.labels for c in dataset.split("test")])
+    score = classification_metrics if dataset.task == "classification" else regression_metrics
+
+    def metrics(info: str) -> dict:
+        out = score(reference["labels"][info], true)
+        out["label_mse"] = reference["label_mse"][info]
+        return {**out, **_floor_metrics(reference)}
+
+    row = {
+        "recoverer": REFERENCE_NAME,
+        "reference": "oracle",
+        "protocol": condition.kind,
+        "condition": condition.condition,
+        "seed": int(seed),
+        "metrics": metrics("conversation"),
+        "metrics_utterance": metrics("utterance"),
+        "eval_seconds": seconds + time.perf_counter() - started,
+        "dataset_fingerprint": fingerprint,
+    }
+    return jsonable({**row, **_condition_fields(condition)})
+
+
+def _condition_fields(condition: MissingProtocol) -> dict:
+    """A row's description of its condition: the missing rate, or the available modalities."""
     if condition.kind == "random":
-        row["missing_rate"] = float(condition.missing_rate)
-    else:
-        row["pattern"] = list(condition.pattern)
-    return jsonable(row)
+        return {"missing_rate": float(condition.missing_rate)}
+    return {"pattern": list(condition.pattern)}
+
+
+def _floor_metrics(reference: dict) -> dict[str, float]:
+    return {f"floor_{'prior' if info == 'none' else info}": float(value)
+            for info, value in reference["floors"].items()}
+
+
+def _ratio(value: float, floor: float) -> float:
+    if not (np.isfinite(value) and np.isfinite(floor)) or floor <= 0:
+        return float("nan")
+    return float(value / floor)
+
+
+def _training_of(row: dict) -> str:
+    """The last field of a row's key: its training mode, or ``"reference"`` for a reference row
+    (the same in both modes: it trains nothing)."""
+    return "reference" if row.get("reference") else row.get("training", "per_condition")
 
 
 def _key(row: dict) -> tuple:
-    return (row["recoverer"], row["protocol"], row["condition"], int(row["seed"]),
-            row.get("training", "per_condition"))
+    return (row["recoverer"], row["protocol"], row["condition"], int(row["seed"]), _training_of(row))

@@ -62,6 +62,8 @@ __all__ = [
     "label_floor",
     "bayes_labels",
     "training_std",
+    "has_oracle",
+    "oracle_reference",
 ]
 
 #: What the oracle may condition on, from least to most.
@@ -605,14 +607,7 @@ def recovery_floor(
     float
         NaN when nothing is dropped.
     """
-    std = _std_of(dataset, scaler)
-    sse, count = 0.0, 0
-    for post in oracle_posteriors(dataset, masks, split, info):
-        for c, m in enumerate(post.variance):
-            dropped = post.missing[:, c]
-            sse += float((post.variance[m][dropped] / std[m] ** 2).sum())
-            count += int(dropped.sum()) * post.variance[m].shape[1]
-    return sse / count if count else float("nan")
+    return _floor_of(oracle_posteriors(dataset, masks, split, info), _std_of(dataset, scaler))
 
 
 def label_floor(
@@ -640,7 +635,62 @@ def bayes_labels(
     Gaussian posterior of ``y`` and :data:`SENTIMENT_EDGES`, whose argmax maximises the expected
     accuracy; :func:`mer.metrics.classification_metrics` takes them as scores.
     """
-    posts = oracle_posteriors(dataset, masks, split, info)
+    return _labels_of(dataset, oracle_posteriors(dataset, masks, split, info))
+
+
+def has_oracle(dataset) -> bool:
+    """Whether ``dataset`` carries a Gaussian model in its raw units (what the oracle needs)."""
+    return isinstance(getattr(dataset, "model", None), GaussianConversationModel)
+
+
+def oracle_reference(
+    dataset: ConversationDataset,
+    masks: Sequence[np.ndarray],
+    split: str | None = "test",
+    scaler=None,
+) -> dict | None:
+    """Everything a benchmark reports beside the methods for ``masks``, or ``None`` when ``dataset``
+    carries no oracle (:func:`has_oracle`): the one hook :mod:`mer.benchmark` calls.
+
+    Parameters
+    ----------
+    dataset, masks, split, scaler
+        As for :func:`recovery_floor`.
+
+    Returns
+    -------
+    dict or None
+        ``"floors"``: info → :func:`recovery_floor` for ``"none"`` (the prior), ``"utterance"``
+        (floor (a)) and ``"conversation"`` (floor (b)); ``"labels"``: ``"utterance"`` /
+        ``"conversation"`` → :func:`bayes_labels`; ``"label_mse"``: the same two → :func:`label_floor`.
+        Each information set is conditioned on once.
+    """
+    if not has_oracle(dataset):
+        return None
+    std = _std_of(dataset, scaler)
+    posts = {info: oracle_posteriors(dataset, masks, split, info) for info in INFO_SETS}
+    informed = ("utterance", "conversation")
+    return {
+        "floors": {info: _floor_of(posts[info], std) for info in INFO_SETS},
+        "labels": {info: _labels_of(dataset, posts[info]) for info in informed},
+        "label_mse": {info: float(np.concatenate([p.label_variance for p in posts[info]]).mean())
+                      for info in informed},
+    }
+
+
+def _floor_of(posts: Sequence[GaussianPosterior], std: Mapping[str, np.ndarray]) -> float:
+    """:func:`recovery_floor` of posteriors already computed."""
+    sse, count = 0.0, 0
+    for post in posts:
+        for c, m in enumerate(post.variance):
+            dropped = post.missing[:, c]
+            sse += float((post.variance[m][dropped] / std[m] ** 2).sum())
+            count += int(dropped.sum()) * post.variance[m].shape[1]
+    return sse / count if count else float("nan")
+
+
+def _labels_of(dataset: ConversationDataset, posts: Sequence[GaussianPosterior]) -> np.ndarray:
+    """:func:`bayes_labels` of posteriors already computed."""
     mean = np.concatenate([p.label_mean for p in posts])
     if dataset.task == "regression":
         return mean

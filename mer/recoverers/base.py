@@ -17,6 +17,8 @@ measured in the same units for every method and does not depend on a learned emb
 from __future__ import annotations
 
 import inspect
+import os
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -42,7 +44,14 @@ __all__ = [
     "observed_only",
     "recovery_error",
     "dropped_mse",
+    "memory_limit",
+    "parse_bytes",
+    "MEMORY_LIMIT_ENV",
 ]
+
+#: Environment variable that caps the memory a recoverer may plan to use (``"4GB"``, ``"512MiB"``,
+#: bytes); see :func:`memory_limit`.
+MEMORY_LIMIT_ENV = "MER_MEMORY_LIMIT"
 
 
 @dataclass
@@ -112,6 +121,10 @@ class Recoverer(nn.Module):
       training. The default is ``(recover(...), training_losses(...))``; override it to share work
       between the two or, for a sampler that is too expensive to run every step, to return a cheaper
       training-time estimate (the recoverer's docs must say so).
+    * :meth:`estimate_memory` ``(max_utterances, batch_size) → bytes | None`` — optional, cheap
+      (arithmetic only): the peak memory of one training step. The trainer calls
+      :meth:`check_memory` with it before the first epoch, so a method that cannot fit refuses with
+      one line instead of failing mid-training (``docs/long_conversations.md``).
 
     Subclasses take ``(modalities, feature_dims, *, graph_config=None, **hyperparameters)`` and pass
     the first three to ``super().__init__``. Hyperparameters must be JSON-serialisable keywords
@@ -124,6 +137,8 @@ class Recoverer(nn.Module):
     #: way; ``samples=K`` averages K draws only for a stochastic method. The contract test checks the
     #: flag: a deterministic method must recover the same under any torch seed, a stochastic one not.
     stochastic: bool = False
+    #: What to change when :meth:`check_memory` refuses (the end of its one-line message).
+    memory_advice: str = "use a smaller train.batch_size or split the longest conversations"
 
     def __init__(
         self,
@@ -168,6 +183,38 @@ class Recoverer(nn.Module):
     ) -> tuple[Recovery, dict[str, Tensor]]:
         """``(recovery for the task loss, recovery loss terms)`` during training."""
         return self.recover(batch, observed), self.training_losses(batch, observed)
+
+    def estimate_memory(self, max_utterances: int, batch_size: int) -> int | None:
+        """Estimated peak bytes of this recoverer's tensors in one training step on ``batch_size``
+        conversations padded to ``max_utterances`` (evaluation, without autograd, needs less); ``None``
+        (the default) for a method whose cost is small and linear in the conversation length, which
+        :meth:`check_memory` then does not check. Arithmetic only: it runs before training."""
+        return None
+
+    def check_memory(self, dataset: ConversationDataset, batch_size: int, device: torch.device | str | None = None,
+                     limit: int | None = None) -> None:
+        """Refuse, before training, a dataset whose longest conversation would need more memory than
+        ``limit`` (default :func:`memory_limit` of ``device``).
+
+        Raises
+        ------
+        ValueError
+            One line: the estimated memory, the conversation length and batch size behind it, the limit
+            and :attr:`memory_advice`.
+        """
+        train = dataset.splits["train"]
+        longest = max(dataset[i].num_utterances for i in range(len(dataset)))
+        batch = max(1, min(int(batch_size), len(train) or int(batch_size)))
+        need = self.estimate_memory(longest, batch)
+        if need is None:
+            return
+        limit = memory_limit(device) if limit is None else int(limit)
+        if need > limit:
+            raise ValueError(
+                f"recoverer {self.name or type(self).__name__!r} would need about {_gigabytes(need)} for a "
+                f"training batch of {batch} conversations of {longest} utterances (the longest in "
+                f"dataset {dataset.name!r}), over the {_gigabytes(limit)} limit ({MEMORY_LIMIT_ENV} or the "
+                f"device's memory); {self.memory_advice}")
 
     def modality_index(self, modality: str) -> int:
         return self.modalities.index(modality)
@@ -247,6 +294,35 @@ def dropped_mse(batch: ConversationBatch, observed: Tensor, estimate: dict[str, 
         total = total + (err * weight).sum()
         count = count + weight.sum()
     return total / count.clamp_min(1.0)
+
+
+def memory_limit(device: torch.device | str | None = None) -> int:
+    """Bytes a recoverer may plan to use: ``$MER_MEMORY_LIMIT`` (``"4GB"``, ``"512MiB"``, ``"1e9"``) when
+    set, else the total memory of a CUDA ``device`` or the machine's physical memory."""
+    text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if text:
+        return parse_bytes(text)
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``"4GB"`` → 4·10⁹, ``"512MiB"`` → 512·2²⁰, ``"1e9"`` → 10⁹."""
+    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _UNITS:
+        raise ValueError(f"{MEMORY_LIMIT_ENV}={text!r} is not a size; write e.g. 4GB, 512MiB or 1e9 (bytes)")
+    return int(float(match.group(1)) * _UNITS[unit])
+
+
+def _gigabytes(n: int) -> str:
+    return f"{n / 10**9:.2f} GB"
 
 
 # ------------------------------------------------------------------------------- registry

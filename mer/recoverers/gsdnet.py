@@ -23,6 +23,7 @@ from typing import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
 import spectraldiff as sd
 from mer.data.collate import ConversationBatch
@@ -35,6 +36,11 @@ SAMPLERS = ("ode", "euler_maruyama", "reverse_diffusion")
 REC_ESTIMATES = ("tweedie", "sampler")
 GRAPH_CHANNELS = ("spectral", "adjacency", "none")
 PREDICTIONS = ("noise", "data")
+SLOT_NETWORKS = ("attention", "edge")
+#: Most attention scores one chunk of the slot attention holds (64 MiB of float32): the spectral
+#: channel's ``N`` slots stay under it at any batch this package trains on, so only the adjacency
+#: channel under ``slot_network="attention"`` is chunked.
+ATTENTION_BUDGET = 2**24
 
 
 @dataclass
@@ -88,6 +94,13 @@ class GSDNet(Recoverer):
         What the graph channel diffuses: the per-modality spectra in the structure basis (GSDNet), the
         similarity graphs' entries themselves (the ``gsdnet_adjacency`` ablation), or nothing (features
         only, fusion on the unweighted graph: ``gsdnet_nograph``).
+    slot_network : {"attention", "edge"}
+        The graph channel's score network. ``"attention"`` (default for ``gsdnet``):
+        :class:`~spectraldiff.score_networks.EigenvalueScoreNet`, self-attention over the slots, chunked
+        so that memory stays linear in the number of slots (time is quadratic in slots: ``O(N²)`` for
+        spectra, ``O(N⁴)`` for adjacency entries). ``"edge"`` (default for ``gsdnet_adjacency``, adjacency
+        only): :class:`~spectraldiff.score_networks.EdgeScoreNet`, which pools the entries at their two
+        utterances and is linear in slots, ``O(N²)``. ``docs/long_conversations.md`` has the costs.
     prediction : {"data", "noise"}
         What both networks output (default ``"data"``): the noise ``ε̂`` (score ``−ε̂/std``, loss ``‖ε̂ − z‖²``) or the clean
         value ``x̂_0`` (score ``(mean·x̂_0 − x_t)/std²``, loss ``‖x̂_0 − x_0‖²``). The one-step denoised
@@ -113,6 +126,7 @@ class GSDNet(Recoverer):
         rec_t_max: float = 0.8,
         denoise_time: float = 0.8,
         graph: str = "spectral",
+        slot_network: str = "attention",
         prediction: str = "data",
         beta_min: float = 0.1,
         beta_max: float = 20.0,
@@ -128,6 +142,11 @@ class GSDNet(Recoverer):
             raise ValueError(f"rec_t_max must lie in (0, 1], got {rec_t_max}")
         if graph not in GRAPH_CHANNELS:
             raise ValueError(f"unknown graph channel {graph!r}; choose one of {list(GRAPH_CHANNELS)}")
+        if slot_network not in SLOT_NETWORKS:
+            raise ValueError(f"unknown slot_network {slot_network!r}; choose one of {list(SLOT_NETWORKS)}")
+        if slot_network == "edge" and graph != "adjacency":
+            raise ValueError(f"slot_network='edge' needs graph='adjacency' (its slots are matrix entries), "
+                             f"got graph={graph!r}")
         if prediction not in PREDICTIONS:
             raise ValueError(f"unknown prediction {prediction!r}; choose one of {list(PREDICTIONS)}")
         if not 0.0 < denoise_time < 1.0:
@@ -135,7 +154,14 @@ class GSDNet(Recoverer):
         self.sampler, self.sampling_steps = sampler, int(sampling_steps)
         self.denoise_time = float(denoise_time)
         self.rec_estimate, self.rec_t_max = rec_estimate, float(rec_t_max)
-        self.graph, self.prediction = graph, prediction
+        self.graph, self.prediction, self.slot_network = graph, prediction, slot_network
+        self.hidden_dim, self.num_layers = int(hidden_dim), int(num_layers)
+        if graph == "adjacency" and slot_network == "attention":
+            self.memory_advice = ("use slot_network='edge' (linear in the N(N+1)/2 slots), a smaller "
+                                  "train.batch_size or hidden_dim, or split the longest conversations")
+        else:
+            self.memory_advice = ("use a smaller train.batch_size or hidden_dim, or split the longest "
+                                  "conversations")
         # State key of the graph channel (also names its loss term and its extras entry).
         self.graph_key = {"spectral": "spectra", "adjacency": "adjacency", "none": None}[graph]
         self.sde = sd.VPSDE(beta_min=beta_min, beta_max=beta_max)
@@ -156,7 +182,11 @@ class GSDNet(Recoverer):
             # The same set network and head for either kind of slot. Per slot: the observed value of this
             # modality, of every modality, the structure value (λ_s or A_s entry), the modality one-hot
             # and the modality's observed share.
-            self.graph_score = sd.EigenvalueScoreNet(hidden_dim, num_layers, condition_dim=2 * M + 3)
+            if slot_network == "edge":
+                self.graph_score = sd.score_networks.EdgeScoreNet(hidden_dim, num_layers, condition_dim=2 * M + 3)
+            else:
+                self.graph_score = sd.EigenvalueScoreNet(hidden_dim, num_layers, condition_dim=2 * M + 3,
+                                                         attention_budget=ATTENTION_BUDGET)
             self.graph_head = nn.Sequential(nn.Linear(2, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, 1))
 
     # ------------------------------------------------------------------------------ context
@@ -304,7 +334,11 @@ class GSDNet(Recoverer):
             return Recovery(features), x_hat, None
 
         g = estimate[self.graph_key]
-        g_hat = g + self.graph_head(torch.stack([g, ctx.observed_graph], dim=-1)).squeeze(-1)
+        pairs = torch.stack([g, ctx.observed_graph], dim=-1)
+        # Recomputed in backward: its (B, T, M, hidden) activations would rival the slot network's.
+        hidden = checkpoint(self.graph_head, pairs, use_reentrant=False) if torch.is_grad_enabled() \
+            else self.graph_head(pairs)
+        g_hat = g + hidden.squeeze(-1)
         g_hat = g_hat * ctx.slot_mask[:, :, None].to(g_hat.dtype)
         adjacency = {m: self._from_slots(g_hat[:, :, k], ctx) for k, m in enumerate(self.modalities)}
         return Recovery(features, adjacency, extras={self.graph_key: g_hat}), x_hat, g_hat
@@ -332,8 +366,10 @@ class GSDNet(Recoverer):
             t = low + (self.rec_t_max - low) * torch.rand(B, device=clean["features"].device)
             noisy = {k: sd.noising.perturb(v, t, self.sde, masks[k])[0] for k, v in clean.items()}
             # Detached: the score networks learn only from score matching, so what the sampler integrates
-            # at inference stays a score; L_rec and the task loss train the head and the fusion.
-            estimate = {k: v.detach() for k, v in self._tweedie(noisy, t, ctx).items()}
+            # at inference stays a score; L_rec and the task loss train the head and the fusion. (No
+            # graph is recorded for it: with N(N+1)/2 slots that graph would double the step's memory.)
+            with torch.no_grad():
+                estimate = self._tweedie(noisy, t, ctx)
         else:
             with torch.no_grad():
                 estimate = self._sample(ctx)
@@ -351,18 +387,48 @@ class GSDNet(Recoverer):
     def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
         return self.training_step(batch, observed)[1]
 
+    # ------------------------------------------------------------------------------ memory
+    def estimate_memory(self, max_utterances: int, batch_size: int) -> int:
+        """Peak bytes of one training step (float32), from what it keeps for the backward pass.
+
+        Per conversation: ``~(24 + 3M) N²`` numbers of dense ``(N, N)`` matrices (structure basis and
+        graphs, similarity graphs, the feature network's messages) and ``~(8 L + 6) H`` per utterance
+        for the feature network; per graph slot and modality (``N`` spectra or ``N(N+1)/2`` entries):
+        ``(12 L + 6) H + 2 (2M + 3) + 16`` for the edge network, twice that for attention plus three
+        chunks of attention scores (:data:`ATTENTION_BUDGET`). The edge network keeps only ``(L + 2) H``
+        per slot for the backward pass; the rest is the growth of the process's resident memory that
+        glibc's allocator does not hand back, measured at 100 utterances, batch 8
+        (``docs/long_conversations.md``).
+        """
+        B, N, M = int(batch_size), int(max_utterances), len(self.modalities)
+        H, L = self.hidden_dim, self.num_layers
+        numbers = B * ((24 + 3 * M) * N * N + (8 * L + 6) * H * N + 4 * self.total_dim * N)
+        if self.graph_key is not None:
+            slots = B * M * (N * (N + 1) // 2 if self.graph == "adjacency" else N)
+            per_slot = 2 * (2 * M + 3) + 16
+            if self.slot_network == "edge":
+                numbers += slots * ((12 * L + 6) * H + per_slot)
+            else:
+                numbers += slots * ((24 * L + 12) * H + per_slot) + 3 * ATTENTION_BUDGET
+        return 4 * numbers
+
 
 @register_recoverer("gsdnet_adjacency")
 class GSDNetAdjacency(GSDNet):
     """Ablation: GSDNet diffusing the similarity graphs' entries instead of their spectra.
 
     The approach GSDNet argues against: ``N(N+1)/2`` noisy slots per modality instead of ``N``, with
-    the same networks, widths, sampler and training budget as :class:`GSDNet`.
+    the same feature network, widths, sampler and training budget as :class:`GSDNet`. Its slot network
+    defaults to ``slot_network="edge"`` (linear in slots, so ``O(N²)`` per conversation): attention over
+    the slots (``slot_network="attention"``, the network of this ablation before long conversations
+    were supported, still selectable) costs ``O(N⁴)`` time, minutes per epoch at IEMOCAP's 110
+    utterances (``docs/long_conversations.md``).
     """
 
     def __init__(self, modalities, feature_dims, **kwargs) -> None:
         if kwargs.setdefault("graph", "adjacency") != "adjacency":
             raise ValueError("gsdnet_adjacency fixes graph='adjacency'; use 'gsdnet' for other channels")
+        kwargs.setdefault("slot_network", "edge")
         super().__init__(modalities, feature_dims, **kwargs)
 
 

@@ -20,7 +20,9 @@ __all__ = ["build_model", "resolve_config", "device_of", "config_differences", "
 
 #: Settings that may change between an interrupted run and its resumption.
 # ``train.eval_samples`` only changes how the final metrics are computed, not the training.
-RESUMABLE_SETTINGS = ("train.epochs", "train.device", "train.progress", "train.eval_samples")
+# ``train.trackers`` only changes where the per-epoch numbers are also written.
+RESUMABLE_SETTINGS = ("train.epochs", "train.device", "train.progress", "train.eval_samples",
+                      "train.trackers")
 
 
 def build_model(

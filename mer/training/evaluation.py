@@ -1,6 +1,7 @@
 """Evaluation: :func:`evaluate_model` scores a model on conversations under given masks, and
 :class:`TrainedModel` holds a trained model with the config, history and dataset description that
-produced it (saved to and loaded from a checkpoint).
+produced it (saved to and loaded from a checkpoint); :meth:`TrainedModel.predict` returns its
+per-utterance predictions, aligned with the conversation and utterance ids.
 
 Evaluation is seeded. A diffusion recoverer samples its fill of the missing entries, so an
 unseeded evaluation of one checkpoint gives different metrics every call. Every pass of
@@ -125,10 +126,10 @@ def evaluate_model(
     return metrics
 
 
-@torch.no_grad()
-def _evaluate_once(model: MERModel, conversations: Sequence, masks: Sequence[np.ndarray],
-                   batch_size: int, device, regression_loss: str) -> dict[str, float]:
-    """One pass of :func:`evaluate_model` with whatever RNG state the caller set."""
+def _passes(model: MERModel, conversations: Sequence, masks: Sequence[np.ndarray], batch_size: int,
+            device) -> Iterator[tuple]:
+    """``(batch, output)`` of each batch of one evaluation pass, conversations in order (so the
+    utterances of ``output.prediction[batch.utterance_mask]`` follow the conversations' order)."""
     model.eval()
     loader = DataLoader(
         MaskedConversations(conversations, masks),
@@ -136,10 +137,17 @@ def _evaluate_once(model: MERModel, conversations: Sequence, masks: Sequence[np.
         shuffle=False,
         collate_fn=collate_conversations,
     )
-    preds, labels, sse, count, loss_sum, n_utt = [], [], 0.0, 0.0, 0.0, 0
     for batch in loader:
         batch = batch.to(device)
-        out = model(batch)
+        yield batch, model(batch)
+
+
+@torch.no_grad()
+def _evaluate_once(model: MERModel, conversations: Sequence, masks: Sequence[np.ndarray],
+                   batch_size: int, device, regression_loss: str) -> dict[str, float]:
+    """One pass of :func:`evaluate_model` with whatever RNG state the caller set."""
+    preds, labels, sse, count, loss_sum, n_utt = [], [], 0.0, 0.0, 0.0, 0
+    for batch, out in _passes(model, conversations, masks, batch_size, device):
         mask = batch.utterance_mask
         n = int(mask.sum())
         loss_sum += float(task_loss(out.prediction, batch.labels, mask, model.task, regression_loss)) * n
@@ -157,6 +165,20 @@ def _evaluate_once(model: MERModel, conversations: Sequence, masks: Sequence[np.
     metrics["recovery_mse"] = sse / count if count > 0 else float("nan")
     metrics["loss"] = loss_sum / max(n_utt, 1)
     return metrics
+
+
+@torch.no_grad()
+def _predict_once(model: MERModel, conversations: Sequence, masks: Sequence[np.ndarray],
+                  batch_size: int, device) -> np.ndarray:
+    """One pass's outputs of the real utterances, in order: ``(n,)`` regression predictions or
+    ``(n, C)`` class probabilities (float64)."""
+    outputs = []
+    for batch, out in _passes(model, conversations, masks, batch_size, device):
+        pred = out.prediction[batch.utterance_mask]
+        if model.task == "classification":
+            pred = torch.softmax(pred.double(), dim=-1)
+        outputs.append(pred.double().cpu())
+    return torch.cat(outputs).numpy()
 
 
 class TrainedModel:
@@ -220,20 +242,7 @@ class TrainedModel:
         dict
             See :func:`evaluate_model` (``eval_samples`` and ``eval_seed`` say how it was drawn).
         """
-        check_dataset_matches(dataset, self.dataset_info)
-        part = dataset.split(split)
-        explicit = (
-            isinstance(masks, (list, tuple))
-            and len(masks) > 0
-            and not isinstance(masks[0], str)
-        )
-        if explicit:
-            mask_list = check_masks(part, masks)
-        else:
-            protocol = (self.config.protocol if masks is None
-                        else MissingProtocol.parse(masks, dataset.modalities))
-            mask_seed = self.config.mask_seed if protocol.seed is None else int(protocol.seed)
-            mask_list = MaskPlan(dataset, protocol, mask_seed).split(split)
+        part, mask_list = self._split_and_masks(dataset, split, masks)
         return evaluate_model(
             self.model,
             list(part),
@@ -245,6 +254,87 @@ class TrainedModel:
             split=split,
             samples=self.config.train.eval_samples if samples is None else samples,
         )
+
+    def predict(
+        self,
+        dataset: ConversationDataset,
+        split: str = "test",
+        masks: Any = None,
+        *,
+        batch_size: int | None = None,
+        samples: int | None = None,
+        seed: int | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Per-utterance predictions on ``dataset.split(split)``, aligned with their ids.
+
+        The same inputs, masks and seeded noise as :meth:`evaluate` (``masks``, ``batch_size``,
+        ``samples`` and ``seed`` mean the same), so with one draw the metrics of these predictions
+        are the ones :meth:`evaluate` reports. With ``K > 1`` draws of a sampling recoverer the
+        predictions (regression) or probabilities (classification) of the draws are averaged
+        (:meth:`evaluate` averages the metrics of the draws instead).
+
+        Returns
+        -------
+        dict of numpy arrays, one row per utterance of the split (``n``), conversations in split
+        order and utterances in speaking order:
+
+        * ``conversation_id``, ``utterance_id`` — ``(n,)`` str;
+        * regression: ``prediction`` ``(n,)`` float; classification: ``predicted_class`` ``(n,)``
+          int64 and ``probabilities`` ``(n, C)`` (softmax of the logits; rows sum to 1);
+        * ``label`` ``(n,)`` — the dataset's label (float, or int64 class);
+        * ``availability`` ``(n, M)`` bool — the mask the model saw, columns in ``modalities`` order;
+        * ``modalities`` ``(M,)`` str.
+
+        >>> preds = trained.predict(dataset, "test", masks=0.3)            # doctest: +SKIP
+        >>> preds["utterance_id"][:2], preds["prediction"][:2]            # doctest: +SKIP
+        """
+        part, mask_list = self._split_and_masks(dataset, split, masks)
+        conversations = list(part)
+        if not conversations:
+            raise ValueError(f"the {split!r} split of dataset {dataset.name!r} is empty; nothing to predict")
+        samples = self.config.train.eval_samples if samples is None else samples
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+        draws = int(samples) if getattr(self.model.recoverer, "stochastic", False) else 1
+        run_seed = self.config.seed if seed is None else int(seed)
+        size = batch_size or self.config.train.eval_batch_size
+        total = None
+        for k in range(draws):
+            with seeded_rng(evaluation_seed(run_seed, split, k), self.device):
+                out = _predict_once(self.model, conversations, mask_list, size, self.device)
+            total = out if total is None else total + out
+        output = total / draws
+        result = {
+            "conversation_id": np.array([c.conversation_id for c in conversations
+                                         for _ in range(c.num_utterances)], dtype=str),
+            "utterance_id": np.array([u for c in conversations for u in c.utterance_ids], dtype=str),
+        }
+        if self.model.task == "classification":
+            result["predicted_class"] = output.argmax(axis=1).astype(np.int64)
+            result["probabilities"] = output
+        else:
+            result["prediction"] = output
+        result["label"] = np.concatenate([np.asarray(c.labels).reshape(-1) for c in conversations])
+        result["availability"] = np.concatenate([np.asarray(m, dtype=bool) for m in mask_list])
+        result["modalities"] = np.array(dataset.modalities, dtype=str)
+        return result
+
+    def _split_and_masks(self, dataset: ConversationDataset, split: str, masks: Any) -> tuple:
+        """``(dataset.split(split), one (N_i, M) mask per conversation)`` for :meth:`evaluate` and
+        :meth:`predict`."""
+        check_dataset_matches(dataset, self.dataset_info)
+        part = dataset.split(split)
+        explicit = (
+            isinstance(masks, (list, tuple))
+            and len(masks) > 0
+            and not isinstance(masks[0], str)
+        )
+        if explicit:
+            return part, check_masks(part, masks)
+        protocol = (self.config.protocol if masks is None
+                    else MissingProtocol.parse(masks, dataset.modalities))
+        mask_seed = self.config.mask_seed if protocol.seed is None else int(protocol.seed)
+        return part, MaskPlan(dataset, protocol, mask_seed).split(split)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write weights, config and dataset description to ``path`` (atomically)."""

@@ -14,6 +14,11 @@ files are described in ``docs/mer_training.md``; the checkpoint schema in
 ``last.pt`` exactly (epoch, optimizer, RNG streams, early-stopping counters), on the same dataset only
 (by its fingerprint).
 
+Watching a run: each epoch logs one line on the ``mer.training`` logger and, with ``out_dir``, in
+``train.log`` (:mod:`mer.training.run_log`), and goes to the run's trackers
+(:mod:`mer.training.trackers`): ``history.csv`` always with ``out_dir``, TensorBoard when
+``train.trackers`` names it.
+
 For its whole life a run holds ``out_dir`` exclusively (:class:`~mer.training.run_lock.RunLock`): a
 second run on it fails at once. Once it holds the folder, it deletes the temporary files a killed
 save left there.
@@ -22,6 +27,7 @@ save left there.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import pathlib
 import random
@@ -38,6 +44,7 @@ from spectraldiff.atomic import atomic_write_json, remove_stale_temporaries
 from mer.config import RunConfig
 from mer.data import ConversationDataset, MaskedConversations, collate_conversations
 from mer.data.protocol import MaskPlan
+from mer.data.source import describe_data
 from mer.model import MERModel
 from mer.nn.task_loss import task_loss
 from mer.training.build import (
@@ -50,13 +57,16 @@ from mer.training.build import (
 from mer.training.checkpoint import (
     Checkpoint,
     check_dataset_matches,
+    dataset_fingerprint,
     dataset_info,
     rng_state,
     set_rng_state,
 )
 from mer.training.evaluation import TrainedModel, evaluate_model
 from mer.training.run_lock import RunLock
+from mer.training.run_log import RunLog, epoch_line, split_line, stopping_note
 from mer.training.state import EarlyStopper, TrainState
+from mer.training.trackers import ResultTracker, build_trackers
 
 __all__ = ["train", "train_epoch"]
 
@@ -94,8 +104,9 @@ def train(
     seed, device, epochs, recoverer_kwargs : optional
         Override the corresponding config fields.
     out_dir : path, optional
-        Where to write ``config.json``, ``last.pt``, ``best.pt`` and ``metrics.json``; held
-        exclusively (``out_dir/.lock``) while the run lives.
+        Where to write ``config.json``, ``last.pt``, ``best.pt`` and ``metrics.json``, and
+        ``train.log``, ``history.csv`` and the files of ``train.trackers``; held exclusively
+        (``out_dir/.lock``) while the run lives.
     resume : bool
         If ``out_dir/last.pt`` exists, continue from it (its config must equal this one, except
         ``train.epochs``, ``train.device`` and ``train.progress``, and its dataset fingerprint must
@@ -128,26 +139,32 @@ def train(
     cfg = resolve_config(config, recoverer=recoverer, masks=masks, seed=seed, device=device,
                          epochs=epochs, recoverer_kwargs=recoverer_kwargs,
                          modalities=dataset.modalities)
+    # Record the data actually given, not what the config says: the DataConfig load_data built it
+    # from, or "in_memory" with its fingerprint (a later `mer evaluate` then asks for --data).
+    cfg.data = describe_data(dataset, dataset_fingerprint(dataset))
     plan = MaskPlan(dataset, cfg.protocol, cfg.mask_seed, cfg.train.train_masks)
     if cfg.protocol.kind == "random":
         # Fail before training, with the data layer's message, for a rate M cannot reach.
         plan.split("valid")
     dev = device_of(cfg.train.device)
     out = pathlib.Path(out_dir) if out_dir is not None else None
+    trackers = build_trackers(cfg.train.trackers, out)
     with RunLock(out, what="mer train") if out is not None else contextlib.nullcontext():
         if out is not None:
             remove_stale_temporaries(out)
-        return _fit(dataset, cfg, plan, dev, out, resume, on_epoch_end)
+        return _fit(dataset, cfg, plan, dev, out, resume, on_epoch_end, trackers)
 
 
 def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torch.device,
-         out: pathlib.Path | None, resume: bool, on_epoch_end) -> TrainedModel:
+         out: pathlib.Path | None, resume: bool, on_epoch_end,
+         trackers: list[ResultTracker]) -> TrainedModel:
     """:func:`train` once its inputs are checked and ``out`` (when given) is held."""
     info = dataset_info(dataset)
     _seed_everything(cfg.seed)
     model = build_model(cfg, dataset.modalities, dataset.feature_dims, dataset.task, dataset.num_classes)
     model.scaler.fit(dataset, "train")
     model.recoverer.fit_statistics(dataset.split("train"), model.scaler)
+    model.recoverer.check_memory(dataset, cfg.train.batch_size, dev)  # refuse before the first epoch
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
@@ -164,37 +181,86 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
     stopped = state.finished(cfg.train.epochs)
     epochs_bar = tqdm(range(state.epoch, cfg.train.epochs), desc=f"train {cfg.recoverer}",
                       disable=not cfg.train.progress or stopped, leave=False)
-    for epoch in epochs_bar:
-        if stopped:
-            break
-        started = time.perf_counter()
-        record = train_epoch(model, optimizer, train_part, plan.train(epoch), cfg, epoch, dev)
-        valid = evaluate_model(model, valid_part, valid_masks, batch_size=cfg.train.eval_batch_size,
-                               device=dev, regression_loss=cfg.train.regression_loss,
-                               seed=cfg.seed, split="valid")
-        record.update({f"valid_{k}": v for k, v in valid.items()})
-        record["epoch"] = epoch + 1
-        record["seconds"] = time.perf_counter() - started
-        state.history.append(record)
-        state.epoch = epoch + 1
-        if state.stopper.update(valid["loss"], epoch + 1):
-            state.best_state = _cpu_state(model)
-        epochs_bar.set_postfix(valid_loss=f"{valid['loss']:.4f}")
-        if out is not None:
-            _write_epoch(out, cfg, info, model, optimizer, state)
-        if on_epoch_end is not None:
-            on_epoch_end(dict(record))
-        stopped = state.finished(cfg.train.epochs)
+    with RunLog(out, append=state.epoch > 0) as log, _tracking(trackers, cfg, state.epoch):
+        log.info("%s", _start_line(cfg, dataset, dev, out, state.epoch, stopped))
+        for epoch in epochs_bar:
+            if stopped:
+                break
+            started = time.perf_counter()
+            record = train_epoch(model, optimizer, train_part, plan.train(epoch), cfg, epoch, dev)
+            valid = evaluate_model(model, valid_part, valid_masks, batch_size=cfg.train.eval_batch_size,
+                                   device=dev, regression_loss=cfg.train.regression_loss,
+                                   seed=cfg.seed, split="valid")
+            record.update({f"valid_{k}": v for k, v in valid.items()})
+            record["epoch"] = epoch + 1
+            record["seconds"] = time.perf_counter() - started
+            state.history.append(record)
+            state.epoch = epoch + 1
+            is_best = state.stopper.update(valid["loss"], epoch + 1)
+            if is_best:
+                state.best_state = _cpu_state(model)
+            epochs_bar.set_postfix(valid_loss=f"{valid['loss']:.4f}")
+            # Trackers before last.pt: an epoch killed in between is redone on resume, and the
+            # trackers drop what they hold beyond the epoch they resume from.
+            for tracker in trackers:
+                tracker.log_metrics(record, step=epoch + 1)
+            if out is not None:
+                _write_epoch(out, cfg, info, model, optimizer, state)
+            stopper = state.stopper
+            log.info("%s", epoch_line(record, cfg.train.epochs,
+                                      stopping_note(is_best, stopper.bad_epochs, stopper.patience,
+                                                    stopper.best_epoch)))
+            if on_epoch_end is not None:
+                on_epoch_end(dict(record))
+            stopped = state.finished(cfg.train.epochs)
+            if stopped and stopper.should_stop and state.epoch < cfg.train.epochs:
+                log.info("early stop after epoch %d/%d: no lower validation loss for %d epochs",
+                         state.epoch, cfg.train.epochs, stopper.bad_epochs)
 
-    model.load_state_dict(state.best_state)
-    result = TrainedModel(model, cfg, state.history, state.stopper.best_epoch, out, info)
-    if out is not None:
-        result.save(out / "best.pt")
-        metrics = _metrics_record(cfg, info, state)
-        if dataset.splits["test"]:
-            metrics["test"] = result.evaluate(dataset, "test")
-        atomic_write_json(metrics, out / "metrics.json")
+        model.load_state_dict(state.best_state)
+        result = TrainedModel(model, cfg, state.history, state.stopper.best_epoch, out, info)
+        log.info("best epoch %d (valid loss %s)%s", state.stopper.best_epoch,
+                 _loss_text(state.stopper.best_loss), f"; weights in {out / 'best.pt'}" if out else "")
+        if out is not None:
+            result.save(out / "best.pt")
+            metrics = _metrics_record(cfg, info, state)
+            if dataset.splits["test"]:
+                metrics["test"] = result.evaluate(dataset, "test")
+                log.info("%s", split_line("test", metrics["test"]))
+            atomic_write_json(metrics, out / "metrics.json")
     return result
+
+
+@contextlib.contextmanager
+def _tracking(trackers: list[ResultTracker], cfg: RunConfig, step: int):
+    """Start each tracker at ``step`` (the epochs already done) and end them all, even on failure."""
+    started = []
+    try:
+        for tracker in trackers:
+            tracker.start_run(cfg.to_dict(), step=step)
+            started.append(tracker)
+        yield
+    finally:
+        for tracker in started:
+            tracker.end_run()
+
+
+def _start_line(cfg: RunConfig, dataset: ConversationDataset, dev: torch.device,
+                out: pathlib.Path | None, done: int, finished: bool) -> str:
+    sizes = ", ".join(f"{len(dataset.splits[s])} {s}" for s in ("train", "valid", "test"))
+    where = f" in {out}" if out is not None else ""
+    if finished:
+        what = f"{cfg.recoverer} already finished after epoch {done}/{cfg.train.epochs}"
+    elif done:
+        what = f"resume {cfg.recoverer} at epoch {done + 1}/{cfg.train.epochs}"
+    else:
+        what = f"train {cfg.recoverer} for {cfg.train.epochs} epochs"
+    return (f"{what}{where}: {dataset.name} ({sizes} conversations), condition "
+            f"{cfg.protocol.condition}, seed {cfg.seed}, {dev}")
+
+
+def _loss_text(loss: float) -> str:
+    return "n/a" if not math.isfinite(loss) else f"{loss:.4f}"
 
 
 def train_epoch(model: MERModel, optimizer, part, masks, cfg: RunConfig, epoch: int, device) -> dict:

@@ -12,6 +12,10 @@ set ``../shared/data/graphs/<dataset>.json`` next to the repository when present
 generator for ``--dataset`` (100 graphs, data seed 0), and the command says which. The published
 split is used: the first 20% of the graphs are the test set.
 
+Settings: ``--config FILE`` (JSON or YAML, any :class:`GenerationConfig` fields; the others take their
+defaults) and the flags, which override the file's values. ``--hidden-dim`` set nowhere takes the
+model's default width (:data:`DEFAULT_HIDDEN_DIM`).
+
 Writes ``DIR/metrics.json`` (``degree``, ``clustering``, ``orbit``, ``spectral``, ``average``,
 ``sampling_seconds_per_graph``, ``training_seconds`` and a description of the run), ``DIR/config.json``,
 ``DIR/samples.png`` and ``DIR/samples.pkl``.
@@ -24,12 +28,13 @@ import json
 
 import torch
 
+from ..atomic import jsonable
 from ..cli_errors import check_output_dir
 from ..sampling import available_correctors, available_predictors
 from ..sde import available_sdes
 from .config import NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
 
-__all__ = ["add_arguments", "run", "load_dataset", "default_hidden_dim", "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
+__all__ = ["add_arguments", "run", "resolve_config", "load_dataset", "default_hidden_dim", "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
 
 # Listed here so that building the parser imports no networkx; a test keeps them equal to the registries
 # (spectraldiff.generation.datasets.available_generators, spectraldiff.generation.available_models).
@@ -70,39 +75,85 @@ def load_dataset(dataset: str, graphs_path: str | None = None, *, trust_pickle: 
                     f"generator instead: {FALLBACK_NUM_GRAPHS} graphs, data seed 0")
 
 
+#: Flag destination → GenerationConfig field, for the flags that set one.
+CONFIG_FLAGS = {
+    "dataset": "dataset", "model": "model", "epochs": "epochs", "steps": "steps", "seed": "seed",
+    "batch_size": "batch_size", "lr": "learning_rate", "hidden_dim": "hidden_dim",
+    "num_layers": "num_layers", "spectral_network": "spectral_network", "node_counts": "node_counts",
+    "sde": "sde", "predictor": "predictor", "corrector": "corrector", "num_samples": "num_samples",
+    "sample_batch_size": "sample_batch_size",
+}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = GenerationConfig()
-    parser.add_argument("--dataset", choices=DATASETS, default=defaults.dataset,
-                        help="graph family (labels the run; the data when --graphs is not given)")
+    # Config flags default to None ("not given"), so --config FILE's values stand unless a flag is
+    # given; the help shows the GenerationConfig default.
+    d = GenerationConfig()
+    parser.add_argument("--config", metavar="FILE", default=None,
+                        help="GenerationConfig fields as JSON or YAML (e.g. epochs: 200, snr: 0.2); "
+                             "the flags override its values")
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help=f"graph family (labels the run; the data when --graphs is not given; default {d.dataset})")
     parser.add_argument("--graphs", metavar="PATH", default=None,
                         help="graphs to use: .json edge lists, .pkl list of networkx graphs (read by a "
                              "restricted unpickler) or a folder of edge-list files")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="load a --graphs .pkl with plain pickle: only for files you trust, it lets the "
                              "file run code")
-    parser.add_argument("--model", choices=MODELS, default=defaults.model)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs, help="passes over the training graphs")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="reverse-diffusion sampling steps")
-    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--model", choices=MODELS, default=None, help=f"default {d.model}")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help=f"passes over the training graphs (default {d.epochs})")
+    parser.add_argument("--steps", type=int, default=None,
+                        help=f"reverse-diffusion sampling steps (default {d.steps})")
+    parser.add_argument("--seed", type=int, default=None, help=f"default {d.seed}")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--lr", type=float, default=defaults.learning_rate, help="Adam learning rate")
+    parser.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
+    parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.learning_rate})")
     parser.add_argument("--hidden-dim", type=int, default=None,
                         help=f"score network width (default per model: {DEFAULT_HIDDEN_DIM})")
-    parser.add_argument("--num-layers", type=int, default=defaults.num_layers)
-    parser.add_argument("--spectral-network", choices=SPECTRAL_NETWORKS, default=defaults.spectral_network,
-                        help="eigenvalue network of the spectral model")
-    parser.add_argument("--node-counts", choices=NODE_COUNT_SCHEMES, default=defaults.node_counts,
+    parser.add_argument("--num-layers", type=int, default=None, help=f"default {d.num_layers}")
+    parser.add_argument("--spectral-network", choices=SPECTRAL_NETWORKS, default=None,
+                        help=f"eigenvalue network of the spectral model (default {d.spectral_network})")
+    parser.add_argument("--node-counts", choices=NODE_COUNT_SCHEMES, default=None,
                         help="how sampled graphs draw their training graph (node count, and eigenvectors for the "
-                             "spectral model): iid (the published protocol) or stratified (same marginal, sizes "
-                             "of the sample set follow the training histogram)")
-    parser.add_argument("--sde", choices=available_sdes(), default=defaults.sde)
-    parser.add_argument("--predictor", choices=available_predictors(), default=defaults.predictor)
-    parser.add_argument("--corrector", choices=available_correctors(), default=defaults.corrector)
+                             "spectral model): iid (the published protocol, default) or stratified (same marginal, "
+                             "sizes of the sample set follow the training histogram)")
+    parser.add_argument("--sde", choices=available_sdes(), default=None, help=f"default {d.sde}")
+    parser.add_argument("--predictor", choices=available_predictors(), default=None, help=f"default {d.predictor}")
+    parser.add_argument("--corrector", choices=available_correctors(), default=None, help=f"default {d.corrector}")
     parser.add_argument("--num-samples", type=int, default=None, help="graphs to generate (default: test-set size)")
-    parser.add_argument("--sample-batch-size", type=int, default=defaults.sample_batch_size)
+    parser.add_argument("--sample-batch-size", type=int, default=None, help=f"default {d.sample_batch_size}")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+
+
+def resolve_config(args: argparse.Namespace) -> GenerationConfig:
+    """The run's :class:`GenerationConfig`: defaults, then ``--config FILE``, then the flags given.
+
+    Raises
+    ------
+    ValueError
+        One line: a config file's unknown field, wrong type or bad value, or a name (dataset, model,
+        SDE, predictor, corrector) outside the choices the flags offer.
+    """
+    values = GenerationConfig.file_values(args.config) if args.config else {}
+    from_file = set(values)
+    for dest, name in CONFIG_FLAGS.items():
+        if getattr(args, dest, None) is not None:
+            values[name] = getattr(args, dest)
+    if args.hidden_dim is None and "hidden_dim" not in from_file:
+        values["hidden_dim"] = default_hidden_dim(values.get("model", GenerationConfig.model),
+                                                  values.get("spectral_network", GenerationConfig.spectral_network))
+    where = f"config file {args.config} with the flags: " if args.config else ""
+    choices = {"dataset": DATASETS, "model": MODELS, "sde": available_sdes(),
+               "predictor": available_predictors(), "corrector": available_correctors()}
+    for name, valid in choices.items():
+        if name in values and values[name] not in valid:
+            raise ValueError(f"{where}{name} must be one of {list(valid)}, got {values[name]!r}")
+    try:
+        return GenerationConfig.from_dict(values)
+    except ValueError as err:
+        raise ValueError(f"{where}{err}") from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,21 +168,14 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    config = GenerationConfig(
-        dataset=args.dataset, model=args.model, epochs=args.epochs, steps=args.steps, seed=args.seed,
-        batch_size=args.batch_size, learning_rate=args.lr,
-        hidden_dim=args.hidden_dim or default_hidden_dim(args.model, args.spectral_network),
-        num_layers=args.num_layers, spectral_network=args.spectral_network, sde=args.sde, predictor=args.predictor,
-        corrector=args.corrector, num_samples=args.num_samples, node_counts=args.node_counts,
-        sample_batch_size=args.sample_batch_size,
-    )
-    graphs, source = load_dataset(args.dataset, args.graphs, trust_pickle=args.trust_pickle)
+    config = resolve_config(args)
+    graphs, source = load_dataset(config.dataset, args.graphs, trust_pickle=args.trust_pickle)
     print(f"data: {source}")
     train, test = split_graphs(graphs)
     print(f"split: {len(train)} training graphs, {len(test)} test graphs (the first {len(test)})")
     results = run_generation(config, train, test, args.out, data_source=source, progress=not args.no_progress)
     summary = {k: round(results[k], 6) for k in ("degree", "clustering", "orbit", "spectral", "average")}
-    print(json.dumps(summary))
+    print(json.dumps(jsonable(summary), allow_nan=False))
     print(f"training {results['training_seconds']:.1f} s; sampling {results['sampling_seconds_per_graph'] * 1e3:.1f} ms "
           f"per graph at {config.steps} steps; results in {args.out}")
     return 0

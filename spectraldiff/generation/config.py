@@ -1,10 +1,16 @@
-"""Configuration of one graph-generation run (a plain dataclass that round-trips to JSON)."""
+"""Configuration of one graph-generation run (a plain dataclass that round-trips to JSON; read from a
+JSON or YAML file with :meth:`GenerationConfig.from_file`, the ``generate --config FILE`` option)."""
 
 from __future__ import annotations
 
+import difflib
 import json
+import numbers
+import typing
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+from ..atomic import atomic_write_json
 
 __all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES"]
 
@@ -82,6 +88,7 @@ class GenerationConfig:
     sample_batch_size: int = 64
 
     def __post_init__(self):
+        _check_types(self)
         for name in ("epochs", "steps", "batch_size", "hidden_dim", "num_layers", "sample_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -100,15 +107,87 @@ class GenerationConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "GenerationConfig":
+        """Inverse of :meth:`to_dict`; missing fields take their defaults. An unknown field raises
+        ``ValueError`` with a did-you-mean and the valid fields; a value of the wrong type or out of
+        range raises ``ValueError`` naming the field."""
+        if not isinstance(values, dict):
+            raise ValueError(f"a GenerationConfig is a mapping of its fields, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known, key=str)
         if unknown:
-            raise ValueError(f"unknown GenerationConfig field(s) {unknown}; valid fields are {sorted(known)}")
+            guesses = {u: difflib.get_close_matches(str(u), known, n=1) for u in unknown}
+            hint = "".join(f" ({u!r}: did you mean {g[0]!r}?)" for u, g in guesses.items() if g)
+            raise ValueError(f"unknown GenerationConfig field(s) {unknown}{hint}; valid fields are {sorted(known)}")
         return cls(**values)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        """Write :meth:`to_dict` as JSON, atomically."""
+        atomic_write_json(self.to_dict(), path)
 
     @classmethod
     def load(cls, path: str | Path) -> "GenerationConfig":
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        return cls.from_file(path)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "GenerationConfig":
+        """Read a ``.json``, ``.yaml`` or ``.yml`` file of fields (any subset; the rest take their
+        defaults). Every problem is one ``ValueError`` (``FileNotFoundError`` for a missing file)
+        naming the file."""
+        values = cls.file_values(path)
+        try:
+            return cls.from_dict(values)
+        except ValueError as err:
+            raise ValueError(f"config file {path}: {err}") from None
+
+    @classmethod
+    def file_values(cls, path: str | Path) -> dict:
+        """The fields a config file sets, as written (names checked, values not yet: the caller
+        may override some before :meth:`from_dict` checks them)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        text = path.read_text(encoding="utf8")
+        suffix = path.suffix.lower()
+        if suffix == ".json":
+            try:
+                values = json.loads(text)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"config file {path} is not valid JSON: {err}") from None
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                values = yaml.safe_load(text) or {}
+            except yaml.YAMLError as err:
+                raise ValueError(f"config file {path} is not valid YAML: {' '.join(str(err).split())}") from None
+        else:
+            raise ValueError(f"config file {path} must end in .json, .yaml or .yml")
+        if not isinstance(values, dict):
+            raise ValueError(f"config file {path} must hold a mapping of fields, got {type(values).__name__}")
+        unknown = sorted(set(values) - {f.name for f in fields(cls)}, key=str)
+        if unknown:
+            try:
+                cls.from_dict(values)
+            except ValueError as err:
+                raise ValueError(f"config file {path}: {err}") from None
+        return values
+
+
+_KINDS = {int: "an integer", float: "a number", str: "a string"}
+
+
+def _check_types(config: GenerationConfig) -> None:
+    """Refuse a field whose value is not of its annotated type (a bool is not a number here:
+    ``epochs: true`` is a typo), so a config file's mistake is one line, not a traceback."""
+    hints = typing.get_type_hints(type(config))
+    for f in fields(config):
+        value = getattr(config, f.name)
+        options = typing.get_args(hints[f.name]) or (hints[f.name],)
+        if value is None and type(None) in options:
+            continue
+        kind = next(t for t in options if t is not type(None))
+        ok = {int: isinstance(value, numbers.Integral) and not isinstance(value, bool),
+              float: isinstance(value, numbers.Real) and not isinstance(value, bool),
+              str: isinstance(value, str)}[kind]
+        if not ok:
+            raise ValueError(f"{f.name} must be {_KINDS[kind]}, got {value!r} ({type(value).__name__})")

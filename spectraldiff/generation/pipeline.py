@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import pickle
 import platform
 import time
@@ -12,6 +11,7 @@ from typing import Sequence
 import networkx as nx
 import torch
 
+from ..atomic import atomic_write_json
 from .config import GenerationConfig
 from .generator import GraphGenerator
 from .metrics import evaluate_graphs
@@ -93,7 +93,7 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         GenerationConfig.from_dict({**config.to_dict(), "steps": steps}).save(out / "config.json")
-        (out / "metrics.json").write_text(json.dumps(results, indent=2) + "\n")
+        atomic_write_json(results, out / "metrics.json")
         with (out / "samples.pkl").open("wb") as f:
             pickle.dump(samples, f)
         if figure:

@@ -137,7 +137,8 @@ def test_a_run_writes_config_seed_metrics_and_checkpoints_atomically(dataset, tm
                         out_dir=tmp_path)
     names = sorted(p.name for p in tmp_path.iterdir())
     # No temp files left; the run lock's file stays, released (empty).
-    assert names == [".lock", "best.pt", "config.json", "last.pt", "metrics.json"], names
+    assert names == [".lock", "best.pt", "config.json", "history.csv", "last.pt", "metrics.json",
+                     "train.log"], names
     assert (tmp_path / ".lock").read_text() == ""
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["seed"] == 7 and config["recoverer"] == "zero"
