@@ -245,6 +245,7 @@ def _console_log(name: str):
 
 def _run_train(args) -> int:
     from mer.training import resolve_config, train
+    from mer.training.distributed import DataParallel
 
     check_output_dir(args.out)
     cfg = resolve_config(_base_config(args), recoverer=args.recoverer, seed=args.seed, device=args.device,
@@ -259,6 +260,9 @@ def _run_train(args) -> int:
     dataset = load_data(cfg.data, trust_pickle=args.trust_pickle)
     with _console_log("mer.training"):
         trained = train(dataset, config=cfg, out_dir=args.out, resume=not args.no_resume)
+    parallel = DataParallel.from_env()
+    if parallel is not None and not parallel.is_main:  # under torchrun, rank 0 alone reports
+        return 0
     metrics = trained.evaluate(dataset, "test") if dataset.splits["test"] else {}
     print(_json({"out": str(args.out), "best_epoch": trained.best_epoch, "test": metrics}))
     return 0
@@ -433,21 +437,22 @@ def _run_benchmark(args) -> int:
     base.data = _data_config(args, base.data)
     dataset = load_data(base.data, trust_pickle=args.trust_pickle)
     try:
-        rows = benchmark.run_benchmark(
-            dataset,
-            recoverers=args.recoverers or list(benchmark.DEFAULT_RECOVERERS),
-            protocol=args.protocol,
-            missing_rates=args.missing_rates,
-            patterns=args.patterns,
-            training=args.training.replace("-", "_"),
-            seeds=args.seeds or list(benchmark.DEFAULT_SEEDS),
-            config=base,
-            out_dir=args.out,
-            resume=not args.no_resume,
-            progress=args.progress,
-            executor=args.executor,
-            executor_options=executor_options,
-        )
+        with _console_log("mer.benchmark"):
+            rows = benchmark.run_benchmark(
+                dataset,
+                recoverers=args.recoverers or list(benchmark.DEFAULT_RECOVERERS),
+                protocol=args.protocol,
+                missing_rates=args.missing_rates,
+                patterns=args.patterns,
+                training=args.training.replace("-", "_"),
+                seeds=args.seeds or list(benchmark.DEFAULT_SEEDS),
+                config=base,
+                out_dir=args.out,
+                resume=not args.no_resume,
+                progress=args.progress,
+                executor=args.executor,
+                executor_options=executor_options,
+            )
     except benchmark.BenchmarkTaskError as error:  # the other rows were written: show them, then why
         table = pathlib.Path(args.out) / "table.md"
         if table.exists():

@@ -27,6 +27,7 @@ import time
 from typing import Sequence
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from spectraldiff.atomic import atomic_write_json, jsonable, remove_stale_temporaries
 
@@ -307,16 +308,20 @@ def run_benchmark(
                                        [reference(c, seed) for c, _ in parts], fingerprint))
                          for name, seed, cfg, parts, masks in todo]
                 labels = [_job_label(name, seed, parts, training) for name, seed, _, parts, _ in todo]
+                sweep_started = time.perf_counter()
+                bar = tqdm(total=len(tasks), desc="benchmark runs", unit="run", disable=not progress)
                 for done, (i, outcome) in enumerate(runner.run(tasks, labels), start=1):
+                    bar.update()
+                    status = progress_line(done, len(tasks), time.perf_counter() - sweep_started)
                     if isinstance(outcome, TaskFailure):
-                        logger.error("benchmark task %s failed (%d/%d):\n%s", outcome.label, done,
-                                     len(tasks), outcome.traceback)
+                        logger.error("%s: %s failed\n%s", status, outcome.label, outcome.traceback)
                         failures.append(outcome)
                         continue
                     name, seed = todo[i][:2]
                     results.update({(c, seed, name): row for c, row in outcome})
-                    logger.info("benchmark task %s done (%d/%d)", labels[i], done, len(tasks))
+                    logger.info("%s: %s", status, labels[i])
                     save()
+                bar.close()
 
         rows = [results[k] for k in order if k in results]
         if out is not None:
@@ -325,6 +330,22 @@ def run_benchmark(
     if failures:
         raise BenchmarkTaskError(failures, len(rows))
     return rows
+
+
+def progress_line(done: int, total: int, elapsed: float) -> str:
+    """``run 3/12, elapsed 1m05s, ETA 3m15s``: the sweep's state after ``done`` of ``total`` runs
+    finished in ``elapsed`` seconds; the ETA assumes the remaining runs take the mean time so far."""
+    remaining = elapsed / done * (total - done) if done else float("nan")
+    return f"run {done}/{total}, elapsed {_duration(elapsed)}, ETA {_duration(remaining)}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds != seconds:  # NaN: nothing to extrapolate from yet
+        return "unknown"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
 
 
 def _train_job(dataset: ConversationDataset, name: str, cls: type, cfg: RunConfig, parts: list,

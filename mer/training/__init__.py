@@ -6,7 +6,8 @@
 * :mod:`~mer.training.evaluation` — :func:`evaluate_model`, :class:`TrainedModel`;
 * :mod:`~mer.training.checkpoint` — the one checkpoint schema (:class:`Checkpoint`), loaded with
   ``weights_only=True``, and the dataset fingerprint a run is tied to;
-* :mod:`~mer.training.run_lock` — :class:`RunLock`, a run's exclusive hold on its output folder.
+* :mod:`~mer.training.run_lock` — :class:`RunLock`, a run's exclusive hold on its output folder;
+* :mod:`~mer.training.distributed` — data-parallel training under ``torchrun`` (rank 0 writes);
 * :mod:`~mer.training.run_log` — the per-epoch log lines (logger ``mer.training``, ``train.log``);
 * :mod:`~mer.training.trackers` — result trackers (``history.csv``, TensorBoard), by name in
   :data:`~mer.training.trackers.TRACKERS`.

@@ -22,6 +22,10 @@ Watching a run: each epoch logs one line on the ``mer.training`` logger and, wit
 For its whole life a run holds ``out_dir`` exclusively (:class:`~mer.training.run_lock.RunLock`): a
 second run on it fails at once. Once it holds the folder, it deletes the temporary files a killed
 save left there.
+
+Launched by ``torchrun`` with more than one process, :func:`train` trains data-parallel
+(:mod:`mer.training.distributed`): the same global batches and masks as one process, split across
+ranks; rank 0 holds the folder, writes everything and evaluates.
 """
 
 from __future__ import annotations
@@ -62,6 +66,7 @@ from mer.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
+from mer.training.distributed import DataParallel
 from mer.training.evaluation import TrainedModel, evaluate_model
 from mer.training.run_lock import RunLock
 from mer.training.run_log import RunLog, epoch_line, split_line, stopping_note
@@ -112,7 +117,8 @@ def train(
         ``train.epochs``, ``train.device`` and ``train.progress``, and its dataset fingerprint must
         be this dataset's).
     on_epoch_end : callable, optional
-        Called with each epoch's history record after its checkpoint is written.
+        Called with each epoch's history record after its checkpoint is written (on rank 0 only
+        in a data-parallel run).
 
     Returns
     -------
@@ -124,7 +130,8 @@ def train(
     ValueError
         For an empty train or valid split, an unknown recoverer or setting, a protocol the dataset
         cannot satisfy, a CUDA device without CUDA, a resume whose config or dataset differs, or a
-        ``last.pt`` that is not a safe checkpoint.
+        ``last.pt`` that is not a safe checkpoint, or (data-parallel, under ``torchrun``) a
+        ``train.batch_size`` that is not a multiple of the number of processes.
     RunLockedError
         (a ``ValueError``) When another live run holds ``out_dir``.
     """
@@ -148,17 +155,33 @@ def train(
         plan.split("valid")
     dev = device_of(cfg.train.device)
     out = pathlib.Path(out_dir) if out_dir is not None else None
-    trackers = build_trackers(cfg.train.trackers, out)
+    parallel = DataParallel.from_env()
+    if parallel is None:
+        with _holding(out, cfg.train.trackers) as trackers:
+            return _fit(dataset, cfg, plan, dev, out, resume, on_epoch_end, trackers)
+    parallel.check_batch_size(cfg.train.batch_size)
+    dev = parallel.device(dev)
+    parallel.start(dev)
+    with parallel.main_holds(_holding(out, cfg.train.trackers)) as trackers:
+        return _fit(dataset, cfg, plan, dev, out, resume, on_epoch_end, trackers or [], parallel)
+
+
+@contextlib.contextmanager
+def _holding(out: pathlib.Path | None, tracker_names):
+    """Hold ``out`` (when given) and clear what a killed save left there; yields the run's trackers."""
+    trackers = build_trackers(tracker_names, out)
     with RunLock(out, what="mer train") if out is not None else contextlib.nullcontext():
         if out is not None:
             remove_stale_temporaries(out)
-        return _fit(dataset, cfg, plan, dev, out, resume, on_epoch_end, trackers)
+        yield trackers
 
 
 def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torch.device,
          out: pathlib.Path | None, resume: bool, on_epoch_end,
-         trackers: list[ResultTracker]) -> TrainedModel:
-    """:func:`train` once its inputs are checked and ``out`` (when given) is held."""
+         trackers: list[ResultTracker], parallel: DataParallel | None = None) -> TrainedModel:
+    """:func:`train` once its inputs are checked and ``out`` (when given) is held (by rank 0 of a
+    data-parallel run, where the others only read ``last.pt`` from it)."""
+    main = parallel is None or parallel.is_main
     info = dataset_info(dataset)
     _seed_everything(cfg.seed)
     model = build_model(cfg, dataset.modalities, dataset.feature_dims, dataset.task, dataset.num_classes)
@@ -171,26 +194,37 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
     state = TrainState(EarlyStopper(cfg.train.patience), best_state=_cpu_state(model))
     if out is not None:
         last = out / "last.pt"
-        if resume and last.is_file():
+        resuming = resume and last.is_file()
+        if parallel is not None:  # every rank resumes from rank 0's last.pt, or none does
+            resuming = parallel.from_main(resuming)
+        if resuming:
             state = _restore(last, cfg, dataset, model, optimizer, dev)
-        atomic_write_json(cfg.to_dict(), out / "config.json")
+        if main:
+            atomic_write_json(cfg.to_dict(), out / "config.json")
+    net = parallel.wrap(model, dev) if parallel is not None else model
 
     train_part = dataset.split("train")
     valid_part = list(dataset.split("valid"))
     valid_masks = plan.valid
     stopped = state.finished(cfg.train.epochs)
     epochs_bar = tqdm(range(state.epoch, cfg.train.epochs), desc=f"train {cfg.recoverer}",
-                      disable=not cfg.train.progress or stopped, leave=False)
-    with RunLog(out, append=state.epoch > 0) as log, _tracking(trackers, cfg, state.epoch):
+                      disable=not cfg.train.progress or stopped or not main, leave=False)
+    run_log = RunLog(out, append=state.epoch > 0) if main else _Silent()
+    with run_log as log, _tracking(trackers, cfg, state.epoch):
         log.info("%s", _start_line(cfg, dataset, dev, out, state.epoch, stopped))
         for epoch in epochs_bar:
             if stopped:
                 break
             started = time.perf_counter()
-            record = train_epoch(model, optimizer, train_part, plan.train(epoch), cfg, epoch, dev)
-            valid = evaluate_model(model, valid_part, valid_masks, batch_size=cfg.train.eval_batch_size,
-                                   device=dev, regression_loss=cfg.train.regression_loss,
-                                   seed=cfg.seed, split="valid")
+            record = train_epoch(net, optimizer, train_part, plan.train(epoch), cfg, epoch, dev,
+                                 parallel=parallel)
+            valid = None
+            if main:  # data-parallel: rank 0 evaluates the whole split, the others wait for it
+                valid = evaluate_model(model, valid_part, valid_masks, batch_size=cfg.train.eval_batch_size,
+                                       device=dev, regression_loss=cfg.train.regression_loss,
+                                       seed=cfg.seed, split="valid")
+            if parallel is not None:
+                valid = parallel.from_main(valid)
             record.update({f"valid_{k}": v for k, v in valid.items()})
             record["epoch"] = epoch + 1
             record["seconds"] = time.perf_counter() - started
@@ -204,13 +238,13 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
             # trackers drop what they hold beyond the epoch they resume from.
             for tracker in trackers:
                 tracker.log_metrics(record, step=epoch + 1)
-            if out is not None:
+            if out is not None and main:
                 _write_epoch(out, cfg, info, model, optimizer, state)
             stopper = state.stopper
             log.info("%s", epoch_line(record, cfg.train.epochs,
                                       stopping_note(is_best, stopper.bad_epochs, stopper.patience,
                                                     stopper.best_epoch)))
-            if on_epoch_end is not None:
+            if on_epoch_end is not None and main:
                 on_epoch_end(dict(record))
             stopped = state.finished(cfg.train.epochs)
             if stopped and stopper.should_stop and state.epoch < cfg.train.epochs:
@@ -221,14 +255,29 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
         result = TrainedModel(model, cfg, state.history, state.stopper.best_epoch, out, info)
         log.info("best epoch %d (valid loss %s)%s", state.stopper.best_epoch,
                  _loss_text(state.stopper.best_loss), f"; weights in {out / 'best.pt'}" if out else "")
-        if out is not None:
+        if out is not None and main:
             result.save(out / "best.pt")
             metrics = _metrics_record(cfg, info, state)
             if dataset.splits["test"]:
                 metrics["test"] = result.evaluate(dataset, "test")
                 log.info("%s", split_line("test", metrics["test"]))
             atomic_write_json(metrics, out / "metrics.json")
+    if parallel is not None:
+        parallel.barrier()  # the other ranks return once rank 0 has written everything
     return result
+
+
+class _Silent:
+    """The run log of a data-parallel rank other than 0: nothing."""
+
+    def __enter__(self) -> "_Silent":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+    def info(self, msg: str, *args) -> None:
+        pass
 
 
 @contextlib.contextmanager
@@ -263,39 +312,60 @@ def _loss_text(loss: float) -> str:
     return "n/a" if not math.isfinite(loss) else f"{loss:.4f}"
 
 
-def train_epoch(model: MERModel, optimizer, part, masks, cfg: RunConfig, epoch: int, device) -> dict:
+def train_epoch(model: MERModel, optimizer, part, masks, cfg: RunConfig, epoch: int, device, *,
+                parallel: DataParallel | None = None) -> dict:
     """One pass over the training conversations ``part`` under ``masks`` (one ``(N_i, M)`` array
     each), shuffled by a generator seeded from ``(cfg.seed, epoch)``; returns the mean of each loss
-    term (``train_loss``, ``train_task_loss``, ``train_<recoverer term>``)."""
+    term (``train_loss``, ``train_task_loss``, ``train_<recoverer term>``).
+
+    With ``parallel`` (``model`` then wrapped by :meth:`DataParallel.wrap`) this rank takes its part
+    of each global batch, its loss weighted by its share of the batch's utterances; the returned
+    means are those of the global batches (the task loss exactly, recoverer terms utterance-weighted).
+    """
     model.train()
     order = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
-    loader = DataLoader(
-        MaskedConversations(part, masks),
-        batch_size=cfg.train.batch_size,
-        shuffle=True,
-        generator=order,
-        collate_fn=collate_conversations,
-    )
+    data = MaskedConversations(part, masks)
+    if parallel is None:
+        loader = DataLoader(
+            data,
+            batch_size=cfg.train.batch_size,
+            shuffle=True,
+            generator=order,
+            collate_fn=collate_conversations,
+        )
+        batches = ((batch, True) for batch in loader)
+    else:
+        batches = ((collate_conversations([data[i] for i in indices]), real)
+                   for indices, real in parallel.batches(len(data), cfg.train.batch_size, order))
+    module = model.module if parallel is not None else model
     sums: dict[str, float] = {}
     n_batches = 0
-    for batch in loader:
+    for batch, real in batches:
         batch = batch.to(device)
         out = model(batch, with_losses=True)
-        task = task_loss(out.prediction, batch.labels, batch.utterance_mask, model.task,
+        task = task_loss(out.prediction, batch.labels, batch.utterance_mask, module.task,
                          cfg.train.regression_loss)
         loss = task
         if out.recovery_losses:
             loss = loss + cfg.train.beta * sum(out.recovery_losses.values())
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        share = 1.0
+        if parallel is None:
+            loss.backward()
+        else:
+            weight, share = parallel.loss_weight(int(batch.utterance_mask.sum()) if real else 0, device)
+            (loss * weight).backward()
         if cfg.train.grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+            torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.train.grad_clip)
         optimizer.step()
         terms = {"train_loss": loss, "train_task_loss": task}
         terms.update({f"train_{k}": v for k, v in out.recovery_losses.items()})
         for k, v in terms.items():
-            sums[k] = sums.get(k, 0.0) + float(v.detach())
+            value = float(v.detach())
+            sums[k] = sums.get(k, 0.0) + (value if parallel is None else share * value)
         n_batches += 1
+    if parallel is not None:
+        sums = parallel.sum_dicts(sums)
     return {k: v / max(n_batches, 1) for k, v in sums.items()}
 
 
