@@ -241,17 +241,6 @@ def test_a_dataset_without_an_oracle_has_no_floors_no_bayes_row_and_the_old_tabl
 
 
 # ------------------------------------------------------------------------ rerun and merge
-@pytest.fixture
-def count_train(monkeypatch):
-    calls = []
-    real = bench_run.train
-
-    def counting(dataset, *args, **kwargs):
-        calls.append(kwargs["config"])
-        return real(dataset, *args, **kwargs)
-
-    monkeypatch.setattr(bench_run, "train", counting)
-    return calls
 
 
 def test_a_rerun_trains_nothing_and_keeps_the_bayes_rows(gaussian, tmp_path, count_train):

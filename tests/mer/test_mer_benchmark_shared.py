@@ -9,7 +9,6 @@ import pytest
 
 import mer
 import mer.benchmark as bench
-import mer.benchmark.run as bench_run
 import mer.training.evaluation as evaluation
 from mer.config import RunConfig
 from mer.data import pattern_masks, synthetic_conversations
@@ -39,20 +38,6 @@ def _mixed():
 
 def _same(a, b):
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
-
-
-@pytest.fixture
-def count_train(monkeypatch):
-    """Wraps the benchmark's ``train``; the list holds the config of every call."""
-    calls = []
-    real = bench_run.train
-
-    def counting(dataset, *args, **kwargs):
-        calls.append(kwargs["config"])
-        return real(dataset, *args, **kwargs)
-
-    monkeypatch.setattr(bench_run, "train", counting)
-    return calls
 
 
 # ------------------------------------------------------------------------------ the protocol

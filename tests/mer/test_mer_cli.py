@@ -103,18 +103,11 @@ def test_cli_train_evaluate_benchmark_and_list(tmp_path, capsys):
     assert err.count("\n") == 1 and "unknown recoverer 'nope'" in err and "'zero'" in err
 
 
-def test_cli_benchmark_protocol_and_training_flags_reach_run_benchmark(tmp_path, monkeypatch, capsys):
-    import mer.benchmark as bench
+def test_cli_benchmark_protocol_and_training_flags_reach_run_benchmark(tmp_path, recorded_benchmark,
+                                                                      capsys):
     from mer.cli import build_parser
 
-    calls = []
-
-    def fake(dataset, **kwargs):
-        calls.append(kwargs)
-        (tmp_path / "table.md").write_text("| Average |\n")
-        return []
-
-    monkeypatch.setattr(bench, "run_benchmark", fake)
+    calls = recorded_benchmark
     data = ["--synthetic-conversations", "20", "--out", str(tmp_path)]
     assert main(["benchmark", "--protocol", "both", "--training", "shared", *data]) == 0
     assert main(["benchmark", *data]) == 0

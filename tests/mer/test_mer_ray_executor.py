@@ -111,16 +111,9 @@ def test_without_ray_the_ray_executor_fails_with_one_line_telling_how_to_install
                           missing_rates=[0.5], seeds=[1], executor="ray")
 
 
-def test_the_cli_passes_executor_options_and_refuses_ray_options_without_ray(tmp_path, monkeypatch,
+def test_the_cli_passes_executor_options_and_refuses_ray_options_without_ray(tmp_path, recorded_benchmark,
                                                                               capsys):
-    calls = []
-
-    def fake(dataset, **kwargs):
-        calls.append(kwargs)
-        (tmp_path / "table.md").write_text("| Average |\n")
-        return []
-
-    monkeypatch.setattr(bench, "run_benchmark", fake)
+    calls = recorded_benchmark
     data = ["--synthetic-conversations", "20", "--out", str(tmp_path)]
     assert main(["benchmark", "--executor", "ray", "--address", "auto", "--gpus-per-run", "0.5",
                  "--threads", "2", *data]) == 0
