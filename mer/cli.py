@@ -10,7 +10,7 @@ A thin layer over the Python API (:func:`mer.train`, :meth:`mer.TrainedModel.eva
 (:meth:`~mer.config.RunConfig.with_settings`, checked like a config file). Precedence, lowest first:
 the defaults, ``--config FILE``, ``--set``, then the dedicated flags (``--epochs``, ``--seed``,
 ``--protocol``, ``--data`` ...). Everything a command prints or writes as JSON follows the files'
-rule: NaN and infinity become ``null`` (:func:`spectraldiff.atomic.jsonable`).
+rule: NaN and infinity become ``null`` (:func:`spectraldiff.atomic.json_text`).
 
 :data:`COMMANDS` lists the commands: each is a pair of functions, one that adds its options to a
 parser and one that runs it. A user error (a bad setting or name, a missing, corrupt or refused file,
@@ -33,7 +33,7 @@ from typing import Callable, Sequence
 
 import yaml
 
-from spectraldiff.atomic import atomic_write_text, jsonable
+from spectraldiff.atomic import atomic_write_text, json_text
 from spectraldiff.cli_errors import ArgumentParser, check_output_dir, run_command
 
 from mer.data import DATASETS, available_datasets
@@ -172,7 +172,7 @@ def _add_set_option(p: argparse.ArgumentParser, help_text: str) -> None:
 
 def _json(record) -> str:
     """``record`` as indented JSON under the files' rule: NaN and infinity are ``null``."""
-    return json.dumps(jsonable(record), indent=2, allow_nan=False, default=str)
+    return json_text(record, default=str)
 
 
 def _base_config(args) -> RunConfig:
@@ -263,8 +263,9 @@ def _run_train(args) -> int:
     parallel = DataParallel.from_env()
     if parallel is not None and not parallel.is_main:  # under torchrun, rank 0 alone reports
         return 0
-    metrics = trained.evaluate(dataset, "test") if dataset.splits["test"] else {}
-    print(_json({"out": str(args.out), "best_epoch": trained.best_epoch, "test": metrics}))
+    # train() has scored the test split into metrics.json; evaluation is seeded, so no second pass.
+    metrics = json.loads((pathlib.Path(args.out) / "metrics.json").read_text(encoding="utf8"))
+    print(_json({"out": str(args.out), "best_epoch": trained.best_epoch, "test": metrics.get("test", {})}))
     return 0
 
 

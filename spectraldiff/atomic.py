@@ -19,7 +19,8 @@ from typing import IO, Any, Callable
 import numpy as np
 import torch
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "jsonable", "remove_stale_temporaries"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "json_text", "jsonable",
+           "remove_stale_temporaries"]
 
 
 def _umask_mode() -> int:
@@ -90,7 +91,13 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> None:
 
 def atomic_write_json(obj: Any, path: str | os.PathLike) -> None:
     """Write ``obj`` as indented JSON (NaN/Inf become ``null``) atomically."""
-    atomic_write_text(json.dumps(jsonable(obj), indent=2, allow_nan=False) + "\n", path)
+    atomic_write_text(json_text(obj) + "\n", path)
+
+
+def json_text(obj: Any, *, indent: int | None = 2, default=None) -> str:
+    """``obj`` as strict JSON, the one rule for every file written and every record printed: plain
+    types (:func:`jsonable`), NaN and infinity as ``null``; ``default`` as in ``json.dumps``."""
+    return json.dumps(jsonable(obj), indent=indent, allow_nan=False, default=default)
 
 
 def jsonable(obj: Any) -> Any:

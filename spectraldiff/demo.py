@@ -11,7 +11,6 @@ second held-out sample of real graphs (the floor any model can reach).
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from dataclasses import asdict, dataclass
 
@@ -19,7 +18,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .atomic import jsonable
+from .atomic import json_text
 from .eigh import batched_eigh, node_mask
 from .losses import dsm_loss
 from .sampling import pc_sampler
@@ -179,7 +178,7 @@ def run(args: argparse.Namespace) -> int:
                         sampling_steps=args.sampling_steps, num_samples=args.num_samples, seed=args.seed)
     result = run_demo(config, progress=not args.json)
     if args.json:
-        print(json.dumps(jsonable(result), indent=2, allow_nan=False))
+        print(json_text(result))
         return 0
     print(f"two-community graphs, 12-20 nodes: {config.num_graphs} for training, seed {config.seed}")
     print(f"batched_eigh on {config.num_graphs + 2 * config.num_samples} graphs: {result['eigh_seconds'] * 1e3:.1f} ms")

@@ -29,6 +29,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from spectraldiff.atomic import atomic_write, atomic_write_json, atomic_write_text
+from spectraldiff.provenance import git
 
 __all__ = ["format_table", "unequal_sets", "missing_rate_figure", "plot_missing_rate", "provenance",
            "git_commit", "write_report", "merge_results", "load_results", "ROW_ID_FIELDS"]
@@ -525,28 +526,16 @@ def _setting(rows: list[dict], get) -> str:
     return "mixed: " + "; ".join(f"{v} ({', '.join(ms)})" for v, ms in methods_by_value.items())
 
 
-#: Seconds any one ``git`` call of :func:`git_commit` may take before the commit reads as unknown.
-_GIT_TIMEOUT = 5.0
-
-
 def git_commit() -> str:
     """``"commit <short hash>"`` of the work tree this module lies in, ``" + uncommitted changes"``
     when tracked files differ from it, or ``"commit unknown"`` when there is no ``git``, no work tree,
     this file is not tracked by it (an installed copy inside some other repository), or ``git`` takes
-    longer than ``_GIT_TIMEOUT``. Read with ``--no-optional-locks``, so the index is never
-    rewritten."""
+    too long (:func:`spectraldiff.provenance.git`)."""
     here = pathlib.Path(__file__).resolve()
-
-    def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", "--no-optional-locks", "-C", str(here.parent), *args], capture_output=True,
-            text=True, timeout=_GIT_TIMEOUT, check=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
-        ).stdout.strip()
-
     try:
-        git("ls-files", "--error-unmatch", here.name)
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--untracked-files=no")
+        git(here.parent, "ls-files", "--error-unmatch", here.name)
+        head = git(here.parent, "rev-parse", "--short", "HEAD")
+        dirty = git(here.parent, "status", "--porcelain", "--untracked-files=no")
     except (OSError, subprocess.SubprocessError):
         return "commit unknown"
     return f"commit {head}" + (" + uncommitted changes" if dirty else "")

@@ -24,11 +24,10 @@ Writes ``DIR/metrics.json`` (``degree``, ``clustering``, ``orbit``, ``spectral``
 from __future__ import annotations
 
 import argparse
-import json
 
 import torch
 
-from ..atomic import jsonable
+from ..atomic import json_text
 from ..cli_errors import check_output_dir
 from ..sampling import available_correctors, available_predictors
 from ..sde import available_sdes
@@ -175,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"split: {len(train)} training graphs, {len(test)} test graphs (the first {len(test)})")
     results = run_generation(config, train, test, args.out, data_source=source, progress=not args.no_progress)
     summary = {k: round(results[k], 6) for k in ("degree", "clustering", "orbit", "spectral", "average")}
-    print(json.dumps(jsonable(summary), allow_nan=False))
+    print(json_text(summary, indent=None))
     print(f"training {results['training_seconds']:.1f} s; sampling {results['sampling_seconds_per_graph'] * 1e3:.1f} ms "
           f"per graph at {config.steps} steps; results in {args.out}")
     return 0

@@ -23,7 +23,7 @@ from .crossover import CROSSOVER_MARGIN, crossover_table
 from .harness import FORMAT, benchmark_eigh
 from .peak import CUDA_PEAK_TFLOPS, device_peak_gflops
 from .plot import build_figure, plot_report
-from .provenance import commit_info, machine_info
+from ...provenance import commit_info, machine_info
 from .report import render_markdown, write_report
 from .spread import NOISE_RULE, noise_verdict, spread
 from .timing import MAX_CALLS, REFERENCE, WORKSPACE_FACTOR, random_graphs

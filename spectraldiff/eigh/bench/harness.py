@@ -13,7 +13,7 @@ from ..cupy import CUPY_INSTALL_HINT, cupy_available
 from ..dispatch import CrossoverTable, backend_for, device_key, save_crossover
 from .crossover import crossover_table
 from .peak import _derive, _device_name, device_peak_gflops
-from .provenance import commit_info, machine_info, now
+from ...provenance import commit_info, machine_info, now
 from .spread import NOISE_RULE, noise_verdict, spread
 from .timing import _DTYPES, REFERENCE, WORKSPACE_FACTOR, _dispatch_overhead, _Inputs, _measure, _row, _Timing
 

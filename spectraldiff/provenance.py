@@ -1,7 +1,7 @@
-"""Where a benchmark ran: the machine and the commit, recorded in ``eigh_bench.json``.
+"""Where a result was made: the machine and the commit (``eigh_bench.json``, the benchmark figures).
 
 The keys follow pytest-benchmark's ``machine_info`` and ``commit_info`` so that the two kinds of
-report read alike. Nothing here touches the network; the commit comes from the local ``git`` (if
+report read alike; :func:`git` is the one way both packages ask the local ``git``. Nothing here touches the network; the commit comes from the local ``git`` (if
 installed and the package sits in a work tree) and is ``None`` otherwise.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 #: Seconds any one ``git`` call may take before the commit is recorded as unknown.
-_GIT_TIMEOUT = 5.0
+GIT_TIMEOUT = 5.0
 
 
 def machine_info(device: torch.device) -> dict:
@@ -59,10 +59,10 @@ def commit_info(path: str | Path | None = None) -> dict:
     where = Path(path) if path is not None else Path(__file__).resolve().parent
     info = {"id": None, "branch": None, "dirty": None, "project": None, "error": None}
     try:
-        info["id"] = _git(where, "rev-parse", "HEAD")
-        info["branch"] = _git(where, "rev-parse", "--abbrev-ref", "HEAD")
-        info["project"] = Path(_git(where, "rev-parse", "--show-toplevel")).name
-        info["dirty"] = bool(_git(where, "status", "--porcelain"))
+        info["id"] = git(where, "rev-parse", "HEAD")
+        info["branch"] = git(where, "rev-parse", "--abbrev-ref", "HEAD")
+        info["project"] = Path(git(where, "rev-parse", "--show-toplevel")).name
+        info["dirty"] = bool(git(where, "status", "--porcelain"))
     except (OSError, subprocess.SubprocessError) as error:
         info["error"] = " ".join(str(error).split()) or type(error).__name__
     return info
@@ -73,10 +73,13 @@ def now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _git(where: Path, *args: str) -> str:
+def git(where: str | Path, *args: str) -> str:
+    """The stripped output of ``git -C where ARGS``, read with ``--no-optional-locks`` (the index is
+    never rewritten) and no prompt; raises ``OSError`` (no ``git``) or ``subprocess.SubprocessError``
+    (a failure, or more than :data:`GIT_TIMEOUT` seconds)."""
     done = subprocess.run(
         ["git", "--no-optional-locks", "-C", str(where), *args],
-        capture_output=True, text=True, timeout=_GIT_TIMEOUT, check=True,
+        capture_output=True, text=True, timeout=GIT_TIMEOUT, check=True,
         env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
     )
     return done.stdout.strip()
