@@ -46,13 +46,16 @@ def dense_from_dgl(graphs, *, weight: str | None = None, dtype=torch.float32) ->
 
 
 def dgl_from_dense(A: Tensor, num_nodes: Tensor, *, threshold: float | None = None, weight: str = "w",
-                   self_loops: bool = False, rtol: float = 1e-5) -> list:
+                   self_loops: bool = False, rtol: float = 1e-5, batched: bool = False):
     """DGL graphs from a padded batch ``A (B, N, N)`` with sizes ``(B,)``.
 
     With ``threshold``, an unweighted edge ``(i, j)`` exists wherever ``A_ij > threshold``. Without it,
     an edge exists wherever ``|A_ij| > rtol · max|A|`` (so round-off of a reconstruction
     ``U diag(λ) Uᵀ`` does not become edges) and its value is stored in ``edata[weight]``. Both
     directions of each undirected edge are included.
+
+    Returns a list of ``B`` graphs, or with ``batched=True`` one batched graph (``dgl.batch``; its
+    ``batch_num_nodes()`` are the sizes, and ``dgl.unbatch`` gives the list back).
     """
     import dgl
 
@@ -71,4 +74,4 @@ def dgl_from_dense(A: Tensor, num_nodes: Tensor, *, threshold: float | None = No
         if threshold is None:
             g.edata[weight] = block[src, dst]
         graphs.append(g)
-    return graphs
+    return dgl.batch(graphs) if batched else graphs

@@ -60,7 +60,7 @@ def dsm_loss(
     ----------
     score_fn : callable
         ``score_fn(x_t, t, condition)`` → score with the shape of ``x_t`` (for a dict state, a dict with
-        the same keys).
+        the same keys); one with a ``mask`` parameter is called ``score_fn(x_t, t, condition, mask=mask)``.
     sde : SDE or dict of SDE
         Forward process, one for all keys or one per key.
     x0 : Tensor or dict of Tensor
@@ -94,7 +94,7 @@ def dsm_loss(
     noisy, noises = {}, {}
     for k in keys:
         noisy[k], noises[k] = perturb(states[k], t, sdes[k], masks[k], generator=generator)
-    scores = wrap_score_fn(score_fn, x0)(noisy, t, condition)
+    scores = wrap_score_fn(score_fn, x0)(noisy, t, condition, mask=mask)
 
     losses = {}
     for k in keys:

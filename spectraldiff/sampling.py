@@ -10,7 +10,9 @@ corrector="langevin"`` and nothing is imported by hand:
 Every sampler takes
 
 * ``condition`` — passed to ``score_fn(x, t, condition)`` unchanged (class labels, observed modalities…);
-* ``mask`` — entries that exist (False = padding); they stay zero throughout;
+* ``mask`` — entries that exist (False = padding); they stay zero throughout, and a score function
+  that declares a ``mask`` parameter receives it, ``score_fn(x, t, condition, mask=mask)``
+  (:func:`spectraldiff.state.wrap_score_fn`), so it need not capture the batch's mask in a closure;
 * ``observed`` — ``(values, observed_mask)`` for inpainting: observed entries are replaced at every
   step by the observed values noised to the current time, and returned exactly at the end.
 
@@ -208,7 +210,8 @@ def pc_sampler(
     sde : SDE or dict of SDE
         Forward process (per key for a dict state).
     score_fn : callable
-        ``score_fn(x, t, condition)`` → score shaped like ``x`` (dict in, dict out for joint states).
+        ``score_fn(x, t, condition)`` → score shaped like ``x`` (dict in, dict out for joint states);
+        with a ``mask`` parameter, ``score_fn(x, t, condition, mask=mask)``.
     x_T : Tensor or dict of Tensor
         Start state ``(B, ...)``, usually ``sde.prior_sampling(shape)``; masked entries are zeroed.
     steps : int, optional
@@ -322,6 +325,7 @@ class _Run:
         self.keys = list(self.states)
         self.sdes = per_key(sde, self.keys, "sde")
         self.masks = per_key(mask, self.keys, "mask")
+        self.mask = mask  # as given: what a mask-taking score function receives
         self.score_fn = wrap_score_fn(score_fn, x_T)
         self.condition = condition
         self.generator = generator
@@ -349,7 +353,7 @@ class _Run:
         return self.observations.impose(x, t, self.sdes, fixed_noise, self.generator)
 
     def score(self, x: dict[str, Tensor], t: Tensor) -> dict[str, Tensor]:
-        return self.score_fn(x, t, self.condition)
+        return self.score_fn(x, t, self.condition, mask=self.mask)
 
     def noise(self, k: str) -> Tensor:
         return masked_noise(self.states[k], self.masks[k], generator=self.generator)

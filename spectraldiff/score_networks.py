@@ -16,6 +16,7 @@ from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
 from .sde import SDE
+from .state import accepts_mask
 
 __all__ = ["TimeEmbedding", "EigenvalueScoreNet", "EdgeScoreNet", "SpectrumMLPScoreNet", "FeatureScoreNet",
            "NoiseToScore", "triangle_size"]
@@ -405,10 +406,18 @@ def _embed_condition(projection: nn.Module | None, condition: Tensor | None, lik
 
 
 class NoiseToScore(nn.Module):
-    """``score_fn(x, t, condition)`` from a noise-predicting network and an SDE.
+    """``score_fn(x, t, condition, mask=None)`` from a noise-predicting network and an SDE.
 
-    ``call`` adapts the network's signature: it receives ``(network, x, t, condition)`` and returns
-    ``ε̂``; the default calls ``network(x, t, condition)``.
+    ``call`` adapts the network's signature: it receives ``(network, x, t, condition)`` (and
+    ``mask=`` if it declares that parameter) and returns ``ε̂``. Without ``call``, a network whose
+    ``forward`` takes a ``mask`` (the eigenvalue networks here) is called
+    ``network(x, t, mask=mask, condition=condition)`` whenever the sampler or loss passes a mask, and
+    ``network(x, t, condition)`` otherwise. Samplers and :func:`~spectraldiff.losses.dsm_loss` pass
+    the mask they were given, so one ``NoiseToScore`` serves batches of any padding::
+
+        score_fn = NoiseToScore(SpectrumMLPScoreNet(max_nodes=20), sde)
+        for lam, mask in batches:
+            dsm_loss(score_fn, sde, lam, mask=mask).backward()
     """
 
     def __init__(self, network: nn.Module, sde: SDE, call=None):
@@ -417,6 +426,12 @@ class NoiseToScore(nn.Module):
         self.sde = sde
         self.call = call
 
-    def forward(self, x: Tensor, t: Tensor, condition=None) -> Tensor:
-        eps = self.call(self.network, x, t, condition) if self.call else self.network(x, t, condition)
+    def forward(self, x: Tensor, t: Tensor, condition=None, mask: Tensor | None = None) -> Tensor:
+        if self.call is not None:
+            eps = (self.call(self.network, x, t, condition, mask=mask) if accepts_mask(self.call)
+                   else self.call(self.network, x, t, condition))
+        elif mask is not None and accepts_mask(self.network.forward):
+            eps = self.network(x, t, mask=mask, condition=condition)
+        else:
+            eps = self.network(x, t, condition)
         return self.sde.score_from_noise(eps, t)

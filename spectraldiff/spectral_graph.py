@@ -9,6 +9,7 @@ from torch import Tensor
 
 from .eigh import batched_eigh, node_mask
 from .operators import graph_operator
+from .spectrum import sort_spectrum
 
 __all__ = ["SpectralGraph"]
 
@@ -76,6 +77,26 @@ class SpectralGraph:
         A, sizes = dense_from_dgl(graphs, weight=weight)
         return cls.from_dense(A, sizes, operator=operator, backend=backend)
 
+    @classmethod
+    def from_networkx(cls, graphs, *, weight: str | None = None, operator: str = "adjacency",
+                      backend: str = "auto") -> "SpectralGraph":
+        """Decompose networkx graphs (a list, or one graph); see :func:`spectraldiff.adapters.from_networkx`."""
+        from .adapters import from_networkx
+
+        A, sizes = from_networkx(graphs, weight=weight)
+        return cls.from_dense(A, sizes, operator=operator, backend=backend)
+
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, batch: Tensor | None = None, num_nodes: int | None = None, *,
+                        edge_weight: Tensor | None = None, operator: str = "adjacency",
+                        backend: str = "auto") -> "SpectralGraph":
+        """Decompose graphs given as ``edge_index (2, E)`` and ``batch (V,)`` (the PyTorch Geometric
+        layout); see :func:`spectraldiff.adapters.from_edge_index`."""
+        from .adapters import from_edge_index
+
+        A, sizes = from_edge_index(edge_index, batch, num_nodes, edge_weight=edge_weight)
+        return cls.from_dense(A, sizes, operator=operator, backend=backend)
+
     @property
     def num_nodes(self) -> Tensor:
         """``(B,)`` true sizes."""
@@ -86,12 +107,19 @@ class SpectralGraph:
         lam = self.eigenvalues if eigenvalues is None else eigenvalues
         return (self.eigenvectors * lam[:, None, :]) @ self.eigenvectors.mT
 
-    def with_eigenvalues(self, eigenvalues: Tensor) -> "SpectralGraph":
-        """Same eigenvectors and mask, new eigenvalues ``(B, N)`` (padded slots are zeroed)."""
+    def with_eigenvalues(self, eigenvalues: Tensor, *, sort: bool = False) -> "SpectralGraph":
+        """Same eigenvectors and mask, new eigenvalues ``(B, N)`` (padded slots are zeroed).
+
+        ``sort=True`` first sorts them ascending within each graph's slots
+        (:func:`spectraldiff.spectrum.sort_spectrum`), so the ``i``-th smallest sampled eigenvalue meets
+        the ``i``-th eigenvector as in the decomposition; padding never mixes in.
+        """
         if eigenvalues.shape != self.eigenvalues.shape:
             raise ValueError(
                 f"eigenvalues must have shape {tuple(self.eigenvalues.shape)}, got {tuple(eigenvalues.shape)}"
             )
+        if sort:
+            eigenvalues = sort_spectrum(eigenvalues, self.mask)
         return SpectralGraph(eigenvalues * self.mask.to(eigenvalues.dtype), self.eigenvectors, self.mask,
                              self.operator)
 
@@ -101,12 +129,14 @@ class SpectralGraph:
         return SpectralGraph(eigenvalues, self.eigenvectors.to(*args, **kwargs),
                              self.mask.to(eigenvalues.device), self.operator)
 
-    def to_dgl(self, *, threshold: float | None = None, weight: str = "w", self_loops: bool = False):
-        """Rebuild DGL graphs from ``reconstruct()``: a list of ``B`` graphs with edge weights in ``edata[weight]``.
+    def to_dgl(self, *, threshold: float | None = None, weight: str = "w", self_loops: bool = False,
+               batched: bool = False):
+        """Rebuild DGL graphs from ``reconstruct()``: a list of ``B`` graphs with edge weights in
+        ``edata[weight]``, or with ``batched=True`` one batched ``DGLGraph`` (``dgl.batch`` of that list).
 
         With ``threshold`` the graphs are unweighted: an edge wherever the entry exceeds it. Requires DGL.
         """
         from .dgl_adapter import dgl_from_dense
 
         return dgl_from_dense(self.reconstruct(), self.num_nodes, threshold=threshold, weight=weight,
-                              self_loops=self_loops)
+                              self_loops=self_loops, batched=batched)

@@ -9,8 +9,10 @@
 * ``python -m spectraldiff generate ...`` — the same from the command line.
 
 Models are registered by name in :mod:`.models` (``get_model("spectral", config)``); configs are
-:class:`GenerationConfig`. Evaluation lives here too: :mod:`.metrics` (MMDs), :mod:`.orbits` (graphlet
-orbit counts), :mod:`.novelty`, and the graph sets in :mod:`.datasets`.
+:class:`GenerationConfig`. Evaluation lives here too: :func:`evaluate_samples` and :func:`copy_floor`
+(:mod:`.evaluation`: the score card every generator goes through) over :mod:`.metrics` (MMDs),
+:mod:`.orbits` (graphlet orbit counts), :mod:`.novelty`, :mod:`.validity` (planar, SBM), and the graph
+sets in :mod:`.datasets`.
 """
 
 import importlib
@@ -33,6 +35,11 @@ _EXPORTS = {
     "run_generation": ".pipeline",
     "train_model": ".pipeline",
     "evaluate_model": ".pipeline",
+    "evaluate_samples": ".evaluation",
+    "copy_floor": ".evaluation",
+    "is_planar_graph": ".validity",
+    "is_sbm_graph": ".validity",
+    "fraction_valid": ".validity",
 }
 
 __all__ = [
@@ -51,6 +58,11 @@ __all__ = [
     "run_generation",
     "train_model",
     "evaluate_model",
+    "evaluate_samples",
+    "copy_floor",
+    "is_planar_graph",
+    "is_sbm_graph",
+    "fraction_valid",
 ]
 
 

@@ -10,7 +10,10 @@ by the restricted unpickler, which refuses anything but graphs, containers and N
 ``--trust-pickle`` is given — or a folder of edge lists); without it, the published
 set ``../shared/data/graphs/<dataset>.json`` next to the repository when present, else the package
 generator for ``--dataset`` (100 graphs, data seed 0), and the command says which. The published
-split is used: the first 20% of the graphs are the test set.
+split is used: the first 20% of the graphs are the test set. A run on ``--graphs PATH`` is labelled
+by the file (``dataset`` in ``config.json`` and ``metrics.json`` is the file name without its
+suffix, or the folder name) unless ``--dataset`` or the config file names a family, whose validity
+rule then applies (e.g. ``--graphs my_planar.json --dataset planar``).
 
 Settings: ``--config FILE`` (JSON or YAML, any :class:`GenerationConfig` fields; the others take their
 defaults) and the flags, which override the file's values. ``--hidden-dim`` set nowhere takes the
@@ -33,12 +36,13 @@ from ..sampling import available_correctors, available_predictors
 from ..sde import available_sdes
 from .config import NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
 
-__all__ = ["add_arguments", "run", "resolve_config", "load_dataset", "default_hidden_dim", "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
+__all__ = ["add_arguments", "run", "resolve_config", "load_dataset", "graphs_label", "default_hidden_dim",
+           "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
 
 # Listed here so that building the parser imports no networkx; a test keeps them equal to the registries
-# (spectraldiff.generation.datasets.available_generators, spectraldiff.generation.available_models).
-DATASETS = ("community_small", "grid")
-MODELS = ("adjacency", "spectral")
+# (spectraldiff.generation.datasets.available_datasets, spectraldiff.generation.available_models).
+DATASETS = ("community_small", "grid", "planar", "sbm", "enzymes")
+MODELS = ("adjacency", "spectral", "spectral_vectors")
 
 #: Widths that give the models about the same parameter count with 3 layers on community_small
 #: (padded size 20): 117 981 spectral MLP, 113 410 spectral transformer, 116 953 adjacency. The
@@ -54,6 +58,14 @@ def default_hidden_dim(model: str, spectral_network: str = "mlp") -> int:
 
 #: Graphs drawn from the package generator when the published set is absent.
 FALLBACK_NUM_GRAPHS = 100
+
+
+def graphs_label(graphs_path: str) -> str:
+    """The name a run on the user's graphs goes by: the file name without its suffix, or the folder name."""
+    from pathlib import Path
+
+    path = Path(graphs_path)
+    return (path.name if path.is_dir() else path.stem) or str(graphs_path)
 
 
 def load_dataset(dataset: str, graphs_path: str | None = None, *, trust_pickle: bool = False) -> tuple[list, str]:
@@ -92,7 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GenerationConfig fields as JSON or YAML (e.g. epochs: 200, snr: 0.2); "
                              "the flags override its values")
     parser.add_argument("--dataset", choices=DATASETS, default=None,
-                        help=f"graph family (labels the run; the data when --graphs is not given; default {d.dataset})")
+                        help=f"graph family: the data when --graphs is not given (default {d.dataset}); with "
+                             "--graphs, the family whose validity rule applies (default: none, the run is "
+                             "labelled by the file name)")
     parser.add_argument("--graphs", metavar="PATH", default=None,
                         help="graphs to use: .json edge lists, .pkl list of networkx graphs (read by a "
                              "restricted unpickler) or a folder of edge-list files")
@@ -140,12 +154,18 @@ def resolve_config(args: argparse.Namespace) -> GenerationConfig:
     for dest, name in CONFIG_FLAGS.items():
         if getattr(args, dest, None) is not None:
             values[name] = getattr(args, dest)
+    # User graphs are labelled by their file, not by the default family, unless a family is named.
+    user_label = getattr(args, "graphs", None) is not None and "dataset" not in values
+    if user_label:
+        values["dataset"] = graphs_label(args.graphs)
     if args.hidden_dim is None and "hidden_dim" not in from_file:
         values["hidden_dim"] = default_hidden_dim(values.get("model", GenerationConfig.model),
                                                   values.get("spectral_network", GenerationConfig.spectral_network))
     where = f"config file {args.config} with the flags: " if args.config else ""
     choices = {"dataset": DATASETS, "model": MODELS, "sde": available_sdes(),
                "predictor": available_predictors(), "corrector": available_correctors()}
+    if getattr(args, "graphs", None) is not None:
+        del choices["dataset"]  # any label names user graphs (a previous run's config.json says its file's)
     for name, valid in choices.items():
         if name in values and values[name] not in valid:
             raise ValueError(f"{where}{name} must be one of {list(valid)}, got {values[name]!r}")
@@ -169,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     config = resolve_config(args)
     graphs, source = load_dataset(config.dataset, args.graphs, trust_pickle=args.trust_pickle)
+    if args.graphs is not None:
+        source += f" (labelled {config.dataset!r})"
     print(f"data: {source}")
     train, test = split_graphs(graphs)
     print(f"split: {len(train)} training graphs, {len(test)} test graphs (the first {len(test)})")

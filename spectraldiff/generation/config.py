@@ -12,10 +12,11 @@ from pathlib import Path
 
 from ..atomic import atomic_write_json
 
-__all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES"]
+__all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES", "EDGE_SAMPLING"]
 
 SPECTRAL_NETWORKS = ("mlp", "transformer")
 NODE_COUNT_SCHEMES = ("iid", "stratified")
+EDGE_SAMPLING = ("threshold", "bernoulli")
 
 
 @dataclass
@@ -28,7 +29,8 @@ class GenerationConfig:
         Name of the graph family (``community_small`` or ``grid``); labels the run and picks the
         fallback generator when no graph file is given.
     model : str
-        ``"spectral"`` or ``"adjacency"`` (see :func:`spectraldiff.generation.available_models`).
+        ``"spectral"`` (eigenvalues only), ``"spectral_vectors"`` (eigenvectors and eigenvalues) or
+        ``"adjacency"`` (see :func:`spectraldiff.generation.available_models`).
     epochs : int
         Passes over the training graphs.
     steps : int
@@ -65,6 +67,19 @@ class GenerationConfig:
         training histogram to within one graph per size).
     sample_batch_size : int
         Graphs sampled together (bounds memory of the adjacency model on large graphs).
+    num_eigenvectors : int
+        ``spectral_vectors`` model only: ``k``, the smallest normalised-Laplacian eigenpairs diffused
+        (slots beyond a graph's node count are masked).
+    decoder_dim, decoder_layers : int
+        ``spectral_vectors`` model only: width and PPGN blocks of the edge decoder
+        (:class:`~spectraldiff.generation.edge_decoder.EigenpairEdgeDecoder`).
+    decoder_noise : float
+        ``spectral_vectors`` model only: standard deviation of the Gaussian noise added to the clean
+        eigenpairs the decoder is trained on (in the diffused, unit-variance scale), so it tolerates the
+        errors of generated ones.
+    edge_sampling : str
+        ``spectral_vectors`` model only: ``"threshold"`` (edge where the decoded probability exceeds
+        ``threshold``) or ``"bernoulli"`` (each edge drawn with its decoded probability).
     """
 
     dataset: str = "community_small"
@@ -86,17 +101,28 @@ class GenerationConfig:
     num_samples: int | None = None
     node_counts: str = "iid"
     sample_batch_size: int = 64
+    num_eigenvectors: int = 16
+    decoder_dim: int = 32
+    decoder_layers: int = 2
+    decoder_noise: float = 0.1
+    edge_sampling: str = "threshold"
 
     def __post_init__(self):
         _check_types(self)
-        for name in ("epochs", "steps", "batch_size", "hidden_dim", "num_layers", "sample_batch_size"):
+        for name in ("epochs", "steps", "batch_size", "hidden_dim", "num_layers", "sample_batch_size",
+                     "num_eigenvectors", "decoder_dim"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.num_samples is not None and self.num_samples < 1:
             raise ValueError(f"num_samples must be ≥ 1 or None, got {self.num_samples}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        for name, choices in (("spectral_network", SPECTRAL_NETWORKS), ("node_counts", NODE_COUNT_SCHEMES)):
+        if self.decoder_layers < 0:
+            raise ValueError(f"decoder_layers must be ≥ 0, got {self.decoder_layers}")
+        if not self.decoder_noise >= 0.0:  # also refuses NaN
+            raise ValueError(f"decoder_noise must be ≥ 0, got {self.decoder_noise}")
+        for name, choices in (("spectral_network", SPECTRAL_NETWORKS), ("node_counts", NODE_COUNT_SCHEMES),
+                              ("edge_sampling", EDGE_SAMPLING)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
         if not self.learning_rate > 0:  # also refuses NaN

@@ -1,7 +1,7 @@
 """The generation models by name: ``get_model("spectral", config)``.
 
-This module sits above the models: it imports :mod:`.spectral` and :mod:`.adjacency` and registers
-them, so the base class in :mod:`.generator` never imports its subclasses. A new model registers with
+This module sits above the models: it imports :mod:`.spectral`, :mod:`.spectral_vectors` and
+:mod:`.adjacency` and registers them, so the base class in :mod:`.generator` never imports its subclasses. A new model registers with
 :func:`register_model` (a class or factory ``config → GraphGenerator``).
 """
 
@@ -14,6 +14,7 @@ from .adjacency import AdjacencyGenerator
 from .config import GenerationConfig
 from .generator import GraphGenerator
 from .spectral import SpectralGenerator
+from .spectral_vectors import SpectralVectorGenerator
 
 __all__ = ["MODELS", "register_model", "get_model", "available_models"]
 
@@ -36,3 +37,4 @@ def get_model(name: str, config: GenerationConfig) -> GraphGenerator:
 
 register_model("adjacency", AdjacencyGenerator)
 register_model("spectral", SpectralGenerator)
+register_model("spectral_vectors", SpectralVectorGenerator)

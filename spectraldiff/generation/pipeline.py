@@ -14,16 +14,15 @@ import torch
 from ..atomic import atomic_write_json
 from .config import GenerationConfig
 from .generator import GraphGenerator
-from .metrics import evaluate_graphs
+from .evaluation import evaluate_samples
 from .models import get_model
-from .novelty import fraction_novel, fraction_unique
 from .plotting import draw_samples
 
 __all__ = ["run_generation", "train_model", "evaluate_model", "time_sampling", "METRIC_KEYS"]
 
 #: Keys of ``metrics.json`` that hold measurements (the rest describe the run).
 METRIC_KEYS = ("degree", "clustering", "orbit", "spectral", "average", "sampling_seconds_per_graph",
-               "training_seconds", "novel", "unique")
+               "training_seconds", "novel", "unique", "valid", "vun")
 
 
 def time_sampling(model: GraphGenerator, num_graphs: int, steps: int, seed: int,
@@ -62,18 +61,19 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
                    steps: int | None = None, data_source: str = "", progress: bool = False,
                    figure: bool = True) -> dict:
     """Sample as many graphs as the test set (or ``config.num_samples``) at ``steps`` (default
-    ``config.steps``) with sampling seed ``config.seed + 1``, score them against ``test_graphs`` and,
-    with ``out_dir``, write ``metrics.json``, ``config.json``, ``samples.pkl`` and ``samples.png``."""
+    ``config.steps``) with sampling seed ``config.seed + 1``, score them against ``test_graphs`` with
+    :func:`~spectraldiff.generation.evaluation.evaluate_samples` (family ``config.dataset``: validity
+    and V.U.N. where the family defines validity) and, with ``out_dir``, write ``metrics.json``,
+    ``config.json``, ``samples.pkl`` and ``samples.png``."""
     steps = steps or config.steps
     num_samples = config.num_samples or len(test_graphs)
     samples, seconds_per_graph, diagnostics = time_sampling(model, num_samples, steps, config.seed + 1, progress)
+    scores = evaluate_samples(samples, train_graphs, test_graphs, family=config.dataset)
     results = {
-        **evaluate_graphs(list(test_graphs), samples),
+        **{k: v for k, v in scores.items() if k not in ("family", "num_samples")},
         **diagnostics,
         "sampling_seconds_per_graph": seconds_per_graph,
         "training_seconds": training["training_seconds"],
-        "novel": fraction_novel(samples, list(train_graphs)),
-        "unique": fraction_unique(samples),
         "model": config.model,
         "spectral_network": config.spectral_network if config.model == "spectral" else None,
         "node_counts": config.node_counts,
@@ -108,7 +108,8 @@ def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], t
 
     Returns the metrics dict; with ``out_dir`` also writes there ``metrics.json`` (the four MMDs,
     ``average`` of degree/clustering/orbit, ``sampling_seconds_per_graph``, ``training_seconds``,
-    ``novel`` and ``unique`` (:mod:`spectraldiff.generation.novelty`) and a description of the run),
+    ``novel``, ``unique``, ``valid`` (None where the family has no validity) and ``vun``
+    (:mod:`spectraldiff.generation.evaluation`) and a description of the run),
     ``config.json``, ``samples.png`` and ``samples.pkl`` (the generated ``networkx`` graphs, a pickled
     list).
     """

@@ -28,3 +28,20 @@ def test_spectral_doc_example_learns_something(capsys):
     exec(compile(block, "docs/spectraldiff.md:example", "exec"), {"__name__": "__doc_example__"})
     w1 = float(re.search(r"W1 to the data after 100 steps: ([0-9.]+)", capsys.readouterr().out).group(1))
     assert w1 < 1.0  # the untrained network is two orders of magnitude further away
+
+
+def test_own_graphs_examples_run_and_the_mask_aware_sort_matters(capsys):
+    """docs/own_graphs.md: the networkx, edge_index and DGL examples (the DGL one where DGL is installed)."""
+    blocks = python_blocks("docs/own_graphs.md")
+    assert len(blocks) == 3 and "import dgl" in blocks[2]
+    for block in blocks[:2]:
+        exec(compile(block, "docs/own_graphs.md:example", "exec"), {"__name__": "__doc_example__"})
+    out = capsys.readouterr().out
+    assert "padding after the sort: 0.0" in out
+    rebuilt = int(re.search(r"graphs rebuilt exactly: (\d+) of 16", out).group(1))
+    naive = int(re.search(r"with a mask-blind sort instead: (\d+) of 16", out).group(1))
+    assert rebuilt >= 10 and naive < rebuilt
+    assert "sizes: [3, 2] eigenvalues of the triangle: [-1.0, -1.0, 2.0]" in out
+    pytest.importorskip("dgl")
+    exec(compile(blocks[2], "docs/own_graphs.md:dgl", "exec"), {"__name__": "__doc_example__"})
+    assert "batched: 2 graphs, [6, 4] nodes, [12, 6] directed edges" in capsys.readouterr().out

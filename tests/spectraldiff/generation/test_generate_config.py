@@ -41,7 +41,7 @@ def test_without_a_file_the_flags_and_defaults_are_unchanged():
     ("epochs: '3'\n", r"epochs must be an integer, got '3'"),
     ("epochs: true\n", r"epochs must be an integer, got True"),
     ("epochs: 0\n", r"epochs must be ≥ 1"),
-    ("model: nope\n", r"model must be one of \['adjacency', 'spectral'\]"),
+    ("model: nope\n", r"model must be one of \['adjacency', 'spectral', 'spectral_vectors'\]"),
     ("[1, 2]\n", r"must hold a mapping"),
     ("epochs: [\n", r"is not valid YAML"),
 ])

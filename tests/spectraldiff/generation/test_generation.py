@@ -22,7 +22,7 @@ from spectraldiff.generation import (
     graphs_to_dense,
 )
 from spectraldiff.generation import cli as generate_cli
-from spectraldiff.generation.datasets import available_generators, community_small, save_json_graphs
+from spectraldiff.generation.datasets import available_datasets, community_small, save_json_graphs
 from spectraldiff.eigh import batched_eigh
 
 TINY = dict(hidden_dim=16, num_layers=1, batch_size=8, steps=8, ema_decay=0.0)
@@ -170,7 +170,7 @@ def test_dense_round_trip_thresholds_and_drops_self_loops():
 
 def test_registries_and_cli_choices_agree():
     assert tuple(available_models()) == generate_cli.MODELS
-    assert tuple(available_generators()) == generate_cli.DATASETS
+    assert tuple(available_datasets()) == generate_cli.DATASETS
     with pytest.raises(ValueError, match="choose one of"):
         get_model("graphrnn", GenerationConfig())
     assert isinstance(get_model("spectral", GenerationConfig()), SpectralGenerator)

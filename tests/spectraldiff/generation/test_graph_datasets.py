@@ -12,11 +12,14 @@ import numpy as np
 import pytest
 
 from spectraldiff.generation.datasets import (
+    available_datasets,
     available_generators,
     community_small,
     get_generator,
     grid,
     load_graphs,
+    planar,
+    sbm,
     published_data_dir,
     published_graphs_path,
     register_generator,
@@ -72,10 +75,15 @@ def test_grid_sizes_span_the_published_range():
 
 
 def test_registry_names_and_errors():
-    assert available_generators() == ["community_small", "grid"]
+    assert available_generators() == ["community_small", "grid", "planar", "sbm"]
+    assert available_datasets() == ["community_small", "grid", "planar", "sbm", "enzymes"]
     assert get_generator("grid") is grid
     with pytest.raises(ValueError, match="choose one of"):
         get_generator("ego_small")
+    with pytest.raises(ValueError, match="no package generator"):  # published-only: read, never drawn
+        get_generator("enzymes")
+    with pytest.raises(ValueError, match="choose one of"):
+        published_graphs_path("ego_small")
     with pytest.raises(ValueError, match="already registered"):
         register_generator("grid", grid)
 
@@ -187,3 +195,51 @@ def test_published_community_small_matches_the_generator_construction():
 def test_published_data_is_looked_for_beside_the_repository():
     expected = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "graphs"
     assert published_data_dir() == (expected if expected.is_dir() else None)
+
+
+def test_planar_graphs_are_delaunay_triangulations_of_64_points():
+    graphs = planar(20, seed=0)
+    assert len(graphs) == 20 and {g.number_of_nodes() for g in graphs} == {64}
+    for g in graphs:
+        assert nx.check_planarity(g)[0] and nx.is_connected(g)
+        # a triangulation of n points with h on the hull has 3n − 3 − h edges: 3 ≤ h < n
+        assert 2 * 64 < g.number_of_edges() <= 3 * 64 - 6
+        assert min(d for _, d in g.degree()) >= 2
+    assert [sorted(g.edges()) for g in planar(3, seed=5)] == [sorted(g.edges()) for g in planar(3, seed=5)]
+    assert sorted(planar(1, seed=5)[0].edges()) != sorted(planar(1, seed=6)[0].edges())
+
+
+def _block_densities(graphs):
+    """Edge density within and between the planted blocks, pooled over ``graphs``."""
+    within = between = pairs_in = pairs_out = 0
+    for g in graphs:
+        label = {v: i for i, block in enumerate(g.graph["partition"]) for v in block}
+        same = sum(label[u] == label[v] for u, v in g.edges())
+        within, between = within + same, between + g.number_of_edges() - same
+        n_in = sum(len(block) * (len(block) - 1) // 2 for block in g.graph["partition"])
+        pairs_in, pairs_out = pairs_in + n_in, pairs_out + g.number_of_nodes() * (g.number_of_nodes() - 1) // 2 - n_in
+    return within / pairs_in, between / pairs_out
+
+
+def test_sbm_graphs_have_2_to_5_blocks_of_20_to_40_nodes_and_the_family_densities():
+    graphs = sbm(60, seed=0)
+    assert all(nx.is_connected(g) for g in graphs)
+    blocks = [g.graph["partition"] for g in graphs]
+    assert {len(b) for b in blocks} == {2, 3, 4, 5}
+    assert all(20 <= len(block) <= 40 for b in blocks for block in b)
+    p_in, p_out = _block_densities(graphs)
+    assert abs(p_in - 0.3) < 0.01 and abs(p_out - 0.005) < 0.002
+    # the issue's literal p_out; and disconnected draws are kept when asked
+    assert abs(_block_densities(sbm(20, seed=0, p_out=0.05))[1] - 0.05) < 0.005
+    loose = sbm(60, seed=0, min_communities=2, max_communities=2, min_size=20, max_size=20, connected=False)
+    assert any(not nx.is_connected(g) for g in loose)
+
+
+def test_enzymes_loads_with_the_published_split_when_present():
+    path = published_graphs_path("enzymes")
+    if path is None:
+        pytest.skip("../shared/data/graphs is not present in this checkout")
+    train, test = split_graphs(load_graphs(path))
+    assert (len(train), len(test)) == (470, 117)
+    sizes = [g.number_of_nodes() for g in train + test]
+    assert (min(sizes), max(sizes)) == (10, 125)

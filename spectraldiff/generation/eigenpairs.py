@@ -1,0 +1,79 @@
+"""The truncated spectrum a generator diffuses: the ``k`` smallest eigenpairs of the normalised
+Laplacian, and the random sign and basis changes that leave them describing the same graph.
+
+``L = I − D^{-1/2} A D^{-1/2}`` (an isolated node keeps ``L_ii = 1``) has eigenvalues in ``[0, 2]``;
+its smallest eigenvectors carry the coarse structure (components, communities, the Fiedler cut),
+which is why SPECTRE (Martinkus et al. 2022) and GGSD (Minello et al. 2025) generate those first.
+
+An eigenvector is defined only up to sign, and inside a repeated eigenvalue only up to a rotation of
+its eigenspace. :func:`random_sign_flip` and :func:`random_basis_rotation` draw one of these
+equivalent bases, so a model trained on them learns a distribution that does not prefer one.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from ..eigh import batched_eigh, node_mask
+
+__all__ = ["normalized_laplacian", "laplacian_eigenpairs", "degenerate_groups", "random_sign_flip",
+           "random_basis_rotation"]
+
+
+def normalized_laplacian(A: Tensor, sizes: Tensor) -> Tensor:
+    """``I − D^{-1/2} A D^{-1/2}`` on each graph's real nodes; ``A`` ``(B, N, N)`` zero-padded, padding
+    stays zero. Returns ``(B, N, N)``."""
+    degree = A.sum(dim=-1)
+    inv_sqrt = torch.where(degree > 0, degree.clamp_min(1e-12).rsqrt(), torch.zeros_like(degree))
+    eye = torch.diag_embed(node_mask(sizes, A.shape[-1]).to(A.dtype))
+    return eye - inv_sqrt[:, :, None] * A * inv_sqrt[:, None, :]
+
+
+def laplacian_eigenpairs(A: Tensor, sizes: Tensor) -> tuple[Tensor, Tensor]:
+    """All eigenpairs of the normalised Laplacian, ascending on real slots.
+
+    ``A`` ``(B, N, N)`` 0/1 zero-padded, ``sizes`` ``(B,)`` → eigenvalues ``(B, N)`` and unit
+    eigenvectors ``(B, N, N)`` (column ``j`` belongs to eigenvalue ``j``); padded rows, columns and
+    slots are zero.
+    """
+    return batched_eigh(normalized_laplacian(A.double(), sizes), sizes)
+
+
+def degenerate_groups(eigenvalues: Tensor, size: int, tol: float = 1e-6) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: runs of at least two equal eigenvalues (gaps below ``tol``) among the
+    first ``size`` of one ascending spectrum ``(N,)``."""
+    groups, start = [], 0
+    values = eigenvalues[:size].tolist()
+    for j in range(1, size + 1):
+        if j == size or values[j] - values[j - 1] > tol:
+            if j - start > 1:
+                groups.append((start, j))
+            start = j
+    return groups
+
+
+def random_sign_flip(U: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """``U`` ``(B, N, k)`` with each column multiplied by an independent random sign."""
+    signs = torch.randint(0, 2, (U.shape[0], 1, U.shape[2]), generator=generator).to(U.dtype) * 2 - 1
+    return U * signs
+
+
+def random_basis_rotation(U: Tensor, groups: list[list[tuple[int, int]]],
+                          generator: torch.Generator | None = None) -> Tensor:
+    """Rotate each repeated eigenvalue's eigenvectors by a Haar-random orthogonal matrix.
+
+    ``U`` ``(B, N, N)`` full eigenvector matrices, ``groups[b]`` the :func:`degenerate_groups` of graph
+    ``b``. Columns outside every group are returned unchanged. The rotation acts on the whole
+    eigenspace before truncation, so a group cut by the ``k``-th slot still mixes correctly.
+    """
+    if not any(groups):
+        return U
+    U = U.clone()
+    for b, spans in enumerate(groups):
+        for start, stop in spans:
+            m = stop - start
+            q, r = torch.linalg.qr(torch.randn(m, m, generator=generator, dtype=U.dtype))
+            q = q * torch.sign(torch.diagonal(r))[None, :]  # Haar measure (Mezzadri 2007)
+            U[b, :, start:stop] = U[b, :, start:stop] @ q
+    return U

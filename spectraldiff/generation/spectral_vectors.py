@@ -1,0 +1,294 @@
+"""Spectral generator that generates: diffuse ``k`` eigenvectors and eigenvalues, decode the graph.
+
+After GGSD (Minello et al., ICLR 2025) and SPECTRE (Martinkus et al., ICML 2022). A training graph
+is described by the ``k`` smallest eigenpairs of its normalised Laplacian (:mod:`.eigenpairs`):
+eigenvectors ``U`` ``(n, k)`` (rows scaled by ``√n``, so entries are of order one) and eigenvalues
+``λ`` ``(k,)`` (standardised per slot). Both are diffused together under one time by the same SDE,
+loss and sampler as the other models (a dict state, :mod:`spectraldiff.state`), with a
+permutation-equivariant network linear in ``n`` (:class:`.EigenpairScoreNet`). Every training batch
+draws a random sign per eigenvector and a random rotation inside each repeated eigenvalue, so the
+model learns the spectrum, not one arbitrary basis of it.
+
+A learned decoder (:class:`.EigenpairEdgeDecoder`, sign- and basis-invariant) is trained beside it
+with binary cross-entropy to predict the training graphs' edges from their clean (slightly noised)
+eigenpairs; at sampling it reads generated ones. Only the node count comes from the training data.
+
+Conditioning on a target spectrum is one call, ``model.sample(8, eigenvalues=lam)``: the eigenvalues
+are held at ``lam`` (noised to the current time at each step, exact at the end, the inpainting of
+:func:`spectraldiff.sampling.pc_sampler`) and only the eigenvectors are diffused.
+"""
+
+from __future__ import annotations
+
+import networkx as nx
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from ..eigh import node_mask
+from ..losses import dsm_loss
+from ..sampling import pc_sampler
+from .config import GenerationConfig
+from .dense import graphs_to_dense
+from .edge_decoder import EigenpairEdgeDecoder
+from .eigenpair_score import EigenpairScoreNet
+from .eigenpairs import degenerate_groups, laplacian_eigenpairs, random_basis_rotation, random_sign_flip
+from .generator import GraphGenerator
+
+__all__ = ["SpectralVectorGenerator"]
+
+VECTORS, VALUES = "eigenvectors", "eigenvalues"
+#: Graphs of each training batch that the edge decoder is trained on (see ``_batch_loss``).
+DECODER_GRAPHS = 4
+
+
+class SpectralVectorGenerator(GraphGenerator):
+    """Joint diffusion of the ``k`` smallest normalised-Laplacian eigenpairs, decoded to a graph.
+
+    Parameters
+    ----------
+    config : GenerationConfig
+        Uses ``num_eigenvectors`` (``k``), ``hidden_dim`` and ``num_layers`` (score network),
+        ``decoder_dim``, ``decoder_layers``, ``decoder_noise``, ``edge_sampling``, ``threshold``, the
+        SDE and sampler settings and ``node_counts``.
+
+    Shapes
+    ------
+    After :meth:`fit`, for ``M`` training graphs padded to ``N`` nodes: ``eigenvalues`` ``(M, k)``
+    (data scale, padding zero), ``full_eigenvectors`` ``(M, N, max(N, k))`` (unit columns),
+    ``mask`` ``(M, N)``, ``slot_mask`` ``(M, k)``, ``adjacency`` ``(M, N, N)``.
+
+    Example
+    -------
+    >>> from spectraldiff.generation.datasets import community_small
+    >>> cfg = GenerationConfig(model="spectral_vectors", epochs=2, steps=5, hidden_dim=16, num_layers=1,
+    ...                        num_eigenvectors=4, decoder_dim=8, decoder_layers=1)
+    >>> model = SpectralVectorGenerator(cfg)
+    >>> _ = model.fit(community_small(8, seed=0))
+    >>> len(model.sample(3))
+    3
+    >>> lam = torch.tensor([0.0, 0.1, 1.0, 1.2])
+    >>> model.sample_weighted(2, eigenvalues=lam)["eigenvalues"][:, :4].allclose(lam.double().expand(2, 4))
+    True
+    """
+
+    name = "spectral_vectors"
+
+    def __init__(self, config: GenerationConfig):
+        super().__init__(config)
+        self.k = config.num_eigenvectors
+
+    # -- data -----------------------------------------------------------------------------------
+    def _prepare(self, graphs: list[nx.Graph]) -> None:
+        cfg, k = self.config, self.k
+        A, sizes = graphs_to_dense(graphs, dtype=torch.float64)
+        M, N = A.shape[0], A.shape[-1]
+        values, vectors = laplacian_eigenpairs(A, sizes)
+        width = max(N, k)  # graphs smaller than k get zero (masked) slots
+        self.full_eigenvectors = F.pad(vectors, (0, width - N)).float()
+        self.eigenvalues = F.pad(values, (0, max(0, k - N)))[:, :k].float()
+        self.sizes, self.max_nodes = sizes, N
+        self.mask = node_mask(sizes, N)
+        self.slot_mask = node_mask(sizes, k)
+        # Only groups that reach into the first k slots change what the model sees.
+        self.groups = [[g for g in degenerate_groups(values[b], int(sizes[b])) if g[0] < k] for b in range(M)]
+        valid = self.slot_mask.float()
+        count = valid.sum(dim=0).clamp_min(1.0)
+        self.value_mean = (self.eigenvalues * valid).sum(dim=0) / count
+        spread = (((self.eigenvalues - self.value_mean) * valid) ** 2).sum(dim=0) / count
+        self.value_std = spread.sqrt().clamp_min(1e-2)
+        self.adjacency = A.float()
+        if self.network is None:
+            self.network = nn.ModuleDict({
+                "score": EigenpairScoreNet(k, hidden_dim=cfg.hidden_dim, num_layers=cfg.num_layers),
+                "decoder": EigenpairEdgeDecoder(k, hidden_dim=cfg.decoder_dim, num_layers=cfg.decoder_layers),
+            })
+
+    def _num_train(self) -> int:
+        return self.eigenvalues.shape[0]
+
+    def scale_values(self, values: Tensor, slot: Tensor) -> Tensor:
+        """Data-scale eigenvalues ``(B, k)`` → the diffused, per-slot standardised scale (padding zero)."""
+        return (values - self.value_mean) / self.value_std * slot
+
+    def unscale_values(self, values: Tensor, slot: Tensor) -> Tensor:
+        """Inverse of :meth:`scale_values`."""
+        return (values * self.value_std + self.value_mean) * slot
+
+    @staticmethod
+    def _row_scale(sizes: Tensor) -> Tensor:
+        """``√n`` per graph ``(B, 1, 1)``: unit eigenvectors have entries of order ``1/√n``."""
+        return sizes.to(torch.float32).sqrt()[:, None, None]
+
+    def training_batch(self, indices: Tensor, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The diffused state of training graphs ``indices`` under a fresh random basis.
+
+        Returns ``eigenvectors`` ``(B, N, k)`` (random signs and rotations inside repeated eigenvalues,
+        rows times ``√n``), ``eigenvalues`` ``(B, k)`` (standardised), ``node_mask`` ``(B, N)``,
+        ``slot_mask`` ``(B, k)``, ``adjacency`` ``(B, N, N)``.
+        """
+        U = random_basis_rotation(self.full_eigenvectors[indices], [self.groups[i] for i in indices.tolist()],
+                                  generator)
+        U = random_sign_flip(U[:, :, :self.k], generator) * self._row_scale(self.sizes[indices])
+        slot = self.slot_mask[indices]
+        return {VECTORS: U, VALUES: self.scale_values(self.eigenvalues[indices], slot),
+                "node_mask": self.mask[indices], "slot_mask": slot, "adjacency": self.adjacency[indices]}
+
+    # -- networks -------------------------------------------------------------------------------
+    def _score_fn(self, network: nn.Module, nodes: Tensor, slots: Tensor):
+        sde = self.sde
+
+        def score(x: dict[str, Tensor], t: Tensor, condition=None) -> dict[str, Tensor]:
+            eps_vectors, eps_values = network["score"](x[VECTORS], x[VALUES], t, nodes, slots)
+            return {VECTORS: sde.score_from_noise(eps_vectors, t), VALUES: sde.score_from_noise(eps_values, t)}
+
+        return score
+
+    @staticmethod
+    def _state_masks(nodes: Tensor, slots: Tensor) -> dict[str, Tensor]:
+        return {VECTORS: nodes[:, :, None] & slots[:, None, :], VALUES: slots}
+
+    def decode(self, eigenvectors: Tensor, eigenvalues: Tensor, nodes: Tensor, slots: Tensor,
+               network: nn.Module | None = None) -> Tensor:
+        """Edge probabilities ``(B, N, N)`` (zero diagonal and padding) from eigenpairs in the diffused
+        scale (``eigenvectors`` rows times ``√n``, ``eigenvalues`` standardised)."""
+        network = network if network is not None else self.sampling_network()
+        values = self.unscale_values(eigenvalues, slots.to(eigenvalues.dtype))
+        logits = network["decoder"](eigenvectors, values, nodes, slots)
+        return torch.sigmoid(logits) * _pair_mask(nodes).to(logits.dtype)
+
+    def _batch_loss(self, indices: Tensor, generator: torch.Generator) -> Tensor:
+        batch = self.training_batch(indices, generator)
+        nodes, slots = batch["node_mask"], batch["slot_mask"]
+        masks = self._state_masks(nodes, slots)
+        state = {VECTORS: batch[VECTORS], VALUES: batch[VALUES]}
+        losses = dsm_loss(self._score_fn(self.network, nodes, slots), self.sde, state, mask=masks, generator=generator)
+        # The decoder learns from clean eigenpairs blurred a little, since generated ones are not exact.
+        # Its N² pairs dominate the cost on large graphs, and it needs far fewer graph visits than the
+        # diffusion, so it sees only the first DECODER_GRAPHS graphs of the (random) batch, trimmed to
+        # their largest size.
+        part = slice(0, DECODER_GRAPHS)
+        n = int(batch["node_mask"][part].sum(dim=1).max())
+        nodes_d, slots_d = nodes[part, :n], slots[part]
+        sigma = self.config.decoder_noise
+        vectors = state[VECTORS][part, :n]
+        vectors = vectors + sigma * torch.randn(vectors.shape, generator=generator) * masks[VECTORS][part, :n]
+        values = state[VALUES][part] + sigma * torch.randn(slots_d.shape, generator=generator) * slots_d
+        logits = self.network["decoder"](vectors, self.unscale_values(values, slots_d.float()), nodes_d, slots_d)
+        pairs = torch.triu(_pair_mask(nodes_d), diagonal=1)
+        bce = F.binary_cross_entropy_with_logits(logits[pairs], batch["adjacency"][part, :n, :n][pairs])
+        return losses[VECTORS] + losses[VALUES] + bce
+
+    # -- sampling -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_weighted(self, num_graphs: int, *, steps: int | None = None, generator: torch.Generator | None = None,
+                        progress: bool = False, eigenvalues: Tensor | None = None,
+                        sizes: Tensor | list[int] | None = None) -> dict[str, Tensor]:
+        """Sample eigenpairs and decode them.
+
+        Parameters
+        ----------
+        eigenvalues : Tensor, optional
+            ``(m,)`` or ``(num_graphs, m)``, ``m ≤ k``: hold the ``m`` smallest normalised-Laplacian
+            eigenvalues at these values (data scale) and generate the rest; slots beyond a graph's node
+            count are ignored.
+        sizes : Tensor or list of int, optional
+            ``(num_graphs,)`` node counts; drawn from the training graphs (``config.node_counts``) if
+            omitted.
+
+        Returns
+        -------
+        dict
+            ``"adjacency"`` ``(B, N, N)`` (edge probabilities with ``edge_sampling="threshold"``, a 0/1
+            draw with ``"bernoulli"``), ``"probabilities"`` ``(B, N, N)``, ``"eigenvalues"`` ``(B, k)``
+            (data scale), ``"eigenvectors"`` ``(B, N, k)`` (unit scale), ``"sizes"`` ``(B,)``,
+            ``"sources"`` ``(B,)`` (the training graph whose node count was drawn, −1 for given sizes).
+        """
+        self._check_fitted()
+        network = self.sampling_network()
+        network.eval()
+        chunks = list(self._given_chunks(num_graphs, sizes) if sizes is not None else self._chunks(num_graphs, generator))
+        N = max([self.max_nodes] + [int(s.max()) for _, s in chunks])
+        target = self._check_eigenvalues(eigenvalues, num_graphs)
+        parts, done = [], 0
+        for sources, chunk_sizes in chunks:
+            B = len(chunk_sizes)
+            nodes, slots = node_mask(chunk_sizes, N), node_mask(chunk_sizes, self.k)
+            masks = self._state_masks(nodes, slots)
+            x_T = {VECTORS: self.sde.prior_sampling((B, N, self.k), generator=generator),
+                   VALUES: self.sde.prior_sampling((B, self.k), generator=generator)}
+            observed = None
+            if target is not None:
+                values, held = target[0][done:done + B], target[1][:B] & slots
+                observed = {VALUES: (self.scale_values(values, slots.float()), held)}
+            cfg = self.config
+            x = pc_sampler(self.sde, self._score_fn(network, nodes, slots), x_T, steps=steps or cfg.steps,
+                           predictor=cfg.predictor, corrector=cfg.corrector, snr=cfg.snr, mask=masks,
+                           observed=observed, generator=generator, progress=progress)
+            probabilities = self.decode(x[VECTORS], x[VALUES], nodes, slots, network)
+            values = self.unscale_values(x[VALUES], slots.float()).double()
+            if target is not None:  # exact, not through the float32 round trip of the standardisation
+                values = torch.where(held, target[0][done:done + B].double(), values)
+            parts.append({"adjacency": self._edges(probabilities, generator), "probabilities": probabilities,
+                          VALUES: values, VECTORS: x[VECTORS] / self._row_scale(chunk_sizes),
+                          "sizes": chunk_sizes, "sources": sources})
+            done += B
+        return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}
+
+    def sample(self, num_graphs: int, *, steps: int | None = None, generator: torch.Generator | None = None,
+               progress: bool = False, eigenvalues: Tensor | None = None,
+               sizes: Tensor | list[int] | None = None) -> list[nx.Graph]:
+        """``num_graphs`` networkx graphs; ``eigenvalues`` and ``sizes`` as in :meth:`sample_weighted`."""
+        return self.to_graphs(self.sample_weighted(num_graphs, steps=steps, generator=generator, progress=progress,
+                                                   eigenvalues=eigenvalues, sizes=sizes))
+
+    def _given_chunks(self, num_graphs: int, sizes):
+        sizes = torch.as_tensor(sizes, dtype=torch.long).reshape(-1)
+        if len(sizes) != num_graphs:
+            raise ValueError(f"sizes has {len(sizes)} entries, expected num_graphs={num_graphs}")
+        if int(sizes.min()) < 1:
+            raise ValueError(f"every size must be ≥ 1, got {int(sizes.min())} at index {int(sizes.argmin())}")
+        step = self.config.sample_batch_size
+        for start in range(0, num_graphs, step):
+            part = sizes[start:start + step]
+            yield torch.full_like(part, -1), part
+
+    def _check_eigenvalues(self, eigenvalues, num_graphs: int) -> tuple[Tensor, Tensor] | None:
+        """``(values (num_graphs, k), held (1, k))`` from the user's target spectrum, or None."""
+        if eigenvalues is None:
+            return None
+        values = torch.as_tensor(eigenvalues, dtype=torch.float32)
+        if values.dim() == 1:
+            values = values.expand(num_graphs, -1)
+        if values.dim() != 2 or values.shape[0] != num_graphs:
+            raise ValueError(f"eigenvalues must have shape (m,) or (num_graphs={num_graphs}, m), "
+                             f"got {tuple(torch.as_tensor(eigenvalues).shape)}")
+        m = values.shape[1]
+        if not 1 <= m <= self.k:
+            raise ValueError(f"eigenvalues holds {m} values per graph; the model diffuses k={self.k} "
+                             f"(config.num_eigenvectors), give 1 to {self.k}")
+        held = torch.arange(self.k) < m
+        return F.pad(values, (0, self.k - m)), held[None, :]
+
+    def _edges(self, probabilities: Tensor, generator: torch.Generator | None) -> Tensor:
+        if self.config.edge_sampling == "threshold":
+            return probabilities
+        draw = torch.rand(probabilities.shape, generator=generator, dtype=probabilities.dtype)
+        upper = torch.triu((draw < probabilities).to(probabilities.dtype), diagonal=1)
+        return upper + upper.mT
+
+    def diagnostics(self, sampled: dict[str, Tensor]) -> dict[str, float]:
+        """``orthogonality_error``: mean over samples of ``‖UᵀU − I‖_F / √k`` on the real slots of the
+        generated eigenvectors (0 for true eigenvectors; a measure of the vector model itself)."""
+        U, sizes = sampled[VECTORS].double(), sampled["sizes"]
+        slots = node_mask(sizes, self.k).double()
+        gram = U.mT @ U
+        eye = torch.diag_embed(slots)
+        error = (((gram - eye) * slots[:, :, None] * slots[:, None, :]) ** 2).sum(dim=(1, 2)).sqrt()
+        return {"orthogonality_error": float((error / slots.sum(dim=1).sqrt()).mean())}
+
+
+def _pair_mask(nodes: Tensor) -> Tensor:
+    """``(B, N, N)`` bool: both nodes real and ``i ≠ j``."""
+    pairs = nodes[:, :, None] & nodes[:, None, :]
+    return pairs & ~torch.eye(nodes.shape[1], dtype=torch.bool, device=nodes.device)
