@@ -11,8 +11,8 @@ Each cell (recoverer × length) runs in a fresh Python process, so its peak resi
 alone. A cell draws synthetic conversations of exactly ``N`` utterances (``--conversations`` for
 training and as many for test, 2 for validation), trains one epoch with :func:`mer.train` (defaults:
 batch 16, MR = 0.3 random protocol, each recoverer's default settings), then times one more training
-epoch (:func:`mer.training.train_epoch`) and one evaluation of the test split
-(:meth:`mer.TrainedModel.evaluate`). The growth order is the least-squares slope of log time against
+epoch (:func:`mer.training.train_epoch`, in the micro-batches ``mer.train`` would use under the
+default ``train.step_memory``) and one evaluation of the test split (:meth:`mer.TrainedModel.evaluate`). The growth order is the least-squares slope of log time against
 log ``N`` over the lengths ≥ 50 (at 14 utterances fixed per-batch costs dominate). Results:
 ``docs/long_conversations.md``.
 """
@@ -42,6 +42,7 @@ def run_cell(spec: str, length: int, conversations: int, seed: int) -> dict:
     from mer.data import synthetic_conversations
     from mer.data.conversation import ConversationDataset
     from mer.training import train_epoch
+    from mer.training.memory import plan_steps
     from mer.data.protocol import protocol_masks
 
     torch.set_num_threads(1)
@@ -58,14 +59,17 @@ def run_cell(spec: str, length: int, conversations: int, seed: int) -> dict:
     model = trained.model
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     masks = protocol_masks(dataset, cfg.protocol, "train", cfg.mask_seed, 1)
+    steps = plan_steps(model.recoverer, dataset.max_utterances, cfg.train)  # as mer.train splits
     started = time.perf_counter()
-    train_epoch(model, optimizer, dataset.split("train"), masks, cfg, 1, torch.device("cpu"))
+    train_epoch(model, optimizer, dataset.split("train"), masks, cfg, 1, torch.device("cpu"),
+                micro_batch=steps.train)
     epoch_s = time.perf_counter() - started
     started = time.perf_counter()
     trained.evaluate(dataset, "test")
     eval_s = time.perf_counter() - started
-    estimate = model.recoverer.estimate_memory(length, min(cfg.train.batch_size, K))
-    return {"recoverer": spec, "length": length, "conversations": K, "epoch_s": epoch_s, "eval_s": eval_s,
+    estimate = model.recoverer.estimate_memory(length, min(steps.train, K))
+    return {"recoverer": spec, "length": length, "conversations": K, "micro_batch": min(steps.train, K),
+            "epoch_s": epoch_s, "eval_s": eval_s,
             "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
             "estimate_bytes": estimate}
 

@@ -515,9 +515,28 @@ def _add_plot(p: argparse.ArgumentParser) -> None:
     curves.add_argument("--metric", default=None, metavar="NAME",
                         help="validation metric of the right panel, e.g. acc7, mae (default "
                              "acc2_non0, or acc for classification)")
+    recovery = kinds.add_parser("recovery", help="t-SNE of real vs recovered features of dropped entries, "
+                                                 "one row per run (GSDNet Fig. 3, IMDer Fig. 3 and 4)")
+    recovery.add_argument("runs", nargs="+", metavar="RUN", help="checkpoints or run folders (mer train --out DIR)")
+    recovery.add_argument("--out", required=True, metavar="DIR", help="folder for recovery.png and recovery.json")
+    recovery.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    recovery.add_argument("--rate", type=float, default=None, metavar="R",
+                          help="random missing rate of the masks (default: each run's own protocol)")
+    recovery.add_argument("--pattern", type=_names, default=None, metavar="M,M",
+                          help="fixed protocol instead: the available modalities, e.g. t,a")
+    recovery.add_argument("--mask-seed", type=int, default=None, help="seed of the masks (default: the run's)")
+    recovery.add_argument("--eval-samples", type=int, default=1, metavar="K",
+                          help="seeded recoveries averaged where the recoverer samples (default 1)")
+    recovery.add_argument("--max-points", type=int, default=400, metavar="N",
+                          help="dropped entries per panel, at most (default 400)")
+    recovery.add_argument("--device", default=None)
+    recovery.set_defaults(set=[], protocol=None, missing_rate=None, mixture=None)
+    _add_data_options(recovery)
 
 
 def _run_plot(args) -> int:
+    if args.figure == "recovery":
+        return _run_plot_recovery(args)
     from mer.benchmark.curves import plot_curves
 
     if os.path.isdir(args.out):
@@ -525,6 +544,28 @@ def _run_plot(args) -> int:
     metric = plot_curves(args.runs, args.out, metric=args.metric)
     print(f"loss and valid {metric} of {len(args.runs)} run{'s' if len(args.runs) > 1 else ''} "
           f"in {args.out}")
+    return 0
+
+
+def _run_plot_recovery(args) -> int:
+    from mer.benchmark.recovery_figure import plot_recovery
+
+    if args.rate is not None and args.pattern is not None:
+        raise ValueError("give --rate or --pattern, not both")
+    if os.path.isfile(args.out):
+        raise ValueError(f"--out {args.out} is a file; give the folder to write recovery.png into")
+    args.missing_rate = args.rate
+    recoveries = []
+    for run in args.runs:
+        args.checkpoint = run
+        trained, dataset, protocol = _trained_inputs(args, "plot the recovery of")
+        out = trained.recover(dataset, args.split, protocol, samples=args.eval_samples)
+        recoveries.append((pathlib.Path(run).name or str(run), out))
+    summary = plot_recovery(recoveries, args.out, max_points=args.max_points)
+    for label, per_modality in summary.items():
+        cells = ", ".join(f"{m} {v['recovery_mse']:.3f}" for m, v in per_modality.items())
+        print(f"{label}: recovery MSE {cells}")
+    print(f"figure in {pathlib.Path(args.out) / 'recovery.png'}")
     return 0
 
 
@@ -540,7 +581,8 @@ COMMANDS: dict[str, Command] = {
     "report": (_add_report, _run_report,
                "merge benchmark results into one results.json, table and figure"),
     "list": (_add_list, _run_list, "list registered recoverers and data sources"),
-    "plot": (_add_plot, _run_plot, "figures of run folders: `mer plot curves RUN... --out FIG.png`"),
+    "plot": (_add_plot, _run_plot, "figures of run folders: `mer plot curves RUN... --out FIG.png`, "
+                                    "`mer plot recovery RUN... --out DIR`"),
 }
 
 

@@ -39,6 +39,7 @@ __all__ = [
     "Protocol",
     "RunConfig",
     "parse_setting",
+    "parse_bytes",
     "PROTOCOL_KINDS",
     "REGRESSION_LOSSES",
 ]
@@ -115,9 +116,11 @@ class TrainConfig:
         Early stopping: stop after this many epochs without a lower validation loss (``0``: never).
     regression_loss : {"l1", "mse"}
         Task loss for regression (MMSA trains MOSI/MOSEI models with L1).
-    train_masks : {"per_epoch", "fixed"}
+    train_masks : {"per_epoch", "fixed", "complete"}
         Random and mixed protocols: draw the training split's masks anew every epoch (seed + epoch),
-        or once. Validation and test masks are always drawn once per (split, condition, seed).
+        or once. ``"complete"``: train on complete data under every protocol, so the condition applies
+        to validation and test only (MD2N's protocol: "during training, all modalities are complete").
+        Validation and test masks are always drawn once per (split, condition, seed).
     device : str
         ``"cpu"``, ``"cuda"`` or ``"cuda:K"``.
     progress : bool
@@ -126,6 +129,12 @@ class TrainConfig:
         Where the per-epoch numbers go besides ``metrics.json`` and ``history.csv`` (which a run with
         an output folder always writes): names of :data:`mer.training.trackers.TRACKERS`, e.g.
         ``["tensorboard"]``.
+    step_memory : str or None
+        Memory budget of one step (``"2GB"``, ``"512MiB"``, bytes) for a recoverer that estimates its
+        memory (:meth:`~mer.recoverers.Recoverer.estimate_memory`): a training batch whose estimate
+        exceeds it runs as micro-batches whose gradients add up to the batch's, and evaluation batches
+        shrink to fit (:mod:`mer.training.memory`). A fixed size, not the machine's memory, so the
+        batches, and the numbers, are the same on every machine. ``None``: never split.
     """
 
     epochs: int = 30
@@ -142,9 +151,12 @@ class TrainConfig:
     device: str = "cpu"
     progress: bool = False
     trackers: list = field(default_factory=list)
+    step_memory: str | None = "2GB"
 
     def validate(self) -> None:
         _check_types(self, "train")
+        if self.step_memory is not None:
+            parse_bytes(self.step_memory, "train.step_memory")
         if self.epochs < 1:
             raise ValueError(f"epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.eval_batch_size < 1:
@@ -381,6 +393,19 @@ def _assign(data: dict, key: str, value, where: str) -> None:
 
 
 _KINDS = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+_BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+               "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(text: str, setting: str = "size") -> int:
+    """``"4GB"`` → 4·10⁹, ``"512MiB"`` → 512·2²⁰, ``"1e9"`` → 10⁹; ``setting`` names the value in the error."""
+    match = re.fullmatch(r"\s*([0-9]+\.?[0-9]*(?:[eE][+-]?[0-9]+)?)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).lower() if match else None
+    if match is None or unit not in _BYTE_UNITS:
+        raise ValueError(f"{setting}={text!r} is not a size; write e.g. 4GB, 512MiB or 1e9 (bytes)")
+    return int(float(match.group(1)) * _BYTE_UNITS[unit])
 
 
 def _check_types(config, where: str) -> None:

@@ -311,6 +311,11 @@ class ConversationDataset:
         """Total number of utterances over all conversations."""
         return sum(c.num_utterances for c in self._conversations)
 
+    @property
+    def max_utterances(self) -> int:
+        """Utterances of the longest conversation (0 for an empty dataset): what sizes a padded batch."""
+        return max((c.num_utterances for c in self._conversations), default=0)
+
     def __len__(self) -> int:
         return len(self._conversations)
 

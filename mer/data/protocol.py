@@ -16,6 +16,8 @@ The mask primitives (exact-rate random draws, fixed patterns, the per-split cach
   (dataset, split, rate, seed) and cached, so every method and every epoch sees the same entries.
 * ``train`` under the random protocol: redrawn every epoch (``train_masks="per_epoch"``, seed
   :func:`epoch_seed`, so a resumed run redraws exactly what it would have) or drawn once (``"fixed"``).
+* ``train`` with ``train_masks="complete"``, under any protocol: every entry observed (complete data in
+  training, missing modalities only at validation and test: MD2N's protocol).
 * Fixed protocol: the pattern on every utterance of every split. ``none``: everything available.
 * Mixed protocol: every conversation of the split draws one condition of the mixture uniformly and
   gets that condition's mask (:func:`mixed_masks`); the draws are seeded like the random protocol's.
@@ -61,7 +63,9 @@ __all__ = [
 ]
 
 PROTOCOL_KINDS = ("none", "random", "fixed", "mixed")
-TRAIN_MASK_MODES = ("per_epoch", "fixed")
+#: How the training split's masks are drawn: anew every epoch, once, or not at all (``"complete"``:
+#: every entry observed in training, the condition applies to validation and test only, as in MD2N).
+TRAIN_MASK_MODES = ("per_epoch", "fixed", "complete")
 #: Which conditions a benchmark runs: the random rates, the fixed sets, or both.
 CONDITION_SETS = ("random", "fixed", "both")
 
@@ -394,10 +398,11 @@ def protocol_masks(
     """Masks ``(N_i, M)`` for the conversations of ``dataset.split(split)``, in split order.
 
     ``epoch`` matters only for the training split of the random and mixed protocols with
-    ``train_masks="per_epoch"``. A run asks its :class:`MaskPlan` instead.
+    ``train_masks="per_epoch"``; ``train_masks="complete"`` gives the training split every entry
+    whatever the protocol. A run asks its :class:`MaskPlan` instead.
     """
     part = dataset.split(split)
-    if protocol.kind == "none":
+    if protocol.kind == "none" or (split == "train" and train_masks == "complete"):
         return full_masks(part)
     if protocol.kind == "fixed":
         return pattern_masks(part, protocol.pattern)
@@ -424,9 +429,10 @@ class MaskPlan:
     protocol : MissingProtocol
     seed : int
         The mask seed (the run's seed unless the protocol sets its own).
-    train_masks : {"per_epoch", "fixed"}
+    train_masks : {"per_epoch", "fixed", "complete"}
         Random and mixed protocols: redraw the training masks every epoch (seed :func:`epoch_seed`)
-        or draw them once.
+        or draw them once. ``"complete"``: the training split is complete under every protocol (the
+        protocol's condition applies to validation and test only).
 
     Every mask is a boolean ``(N_i, M)`` array, one per conversation of the split, in split order.
 
@@ -463,6 +469,8 @@ class MaskPlan:
 
     def train(self, epoch: int) -> list[np.ndarray]:
         """The training masks of ``epoch`` (0-based)."""
+        if self.train_masks == "complete":
+            return protocol_masks(self.dataset, self.protocol, "train", self.seed, epoch, "complete")
         if self.train_masks == "fixed" or self.protocol.kind in ("none", "fixed"):
             return self.split("train")
         return protocol_masks(self.dataset, self.protocol, "train", self.seed, epoch, self.train_masks)

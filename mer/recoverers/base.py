@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import inspect
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -27,6 +26,7 @@ from torch import Tensor, nn
 
 from mer.data.collate import ConversationBatch
 from mer.data.conversation import ConversationDataset
+from mer.config import parse_bytes
 from mer.graph import GraphConfig
 from mer.nn.scaler import FeatureScaler
 from spectraldiff import Registry
@@ -203,7 +203,7 @@ class Recoverer(nn.Module):
             and :attr:`memory_advice`.
         """
         train = dataset.splits["train"]
-        longest = max(dataset[i].num_utterances for i in range(len(dataset)))
+        longest = dataset.max_utterances
         batch = max(1, min(int(batch_size), len(train) or int(batch_size)))
         need = self.estimate_memory(longest, batch)
         if need is None:
@@ -301,24 +301,11 @@ def memory_limit(device: torch.device | str | None = None) -> int:
     set, else the total memory of a CUDA ``device`` or the machine's physical memory."""
     text = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
     if text:
-        return parse_bytes(text)
+        return parse_bytes(text, MEMORY_LIMIT_ENV)
     device = torch.device(device) if device is not None else torch.device("cpu")
     if device.type == "cuda":
         return int(torch.cuda.get_device_properties(device).total_memory)
     return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
-
-
-_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-          "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_bytes(text: str) -> int:
-    """``"4GB"`` → 4·10⁹, ``"512MiB"`` → 512·2²⁰, ``"1e9"`` → 10⁹."""
-    match = re.fullmatch(r"\s*([0-9.eE+]+)\s*([A-Za-z]*)\s*", text)
-    unit = match.group(2).lower() if match else None
-    if match is None or unit not in _UNITS:
-        raise ValueError(f"{MEMORY_LIMIT_ENV}={text!r} is not a size; write e.g. 4GB, 512MiB or 1e9 (bytes)")
-    return int(float(match.group(1)) * _UNITS[unit])
 
 
 def _gigabytes(n: int) -> str:

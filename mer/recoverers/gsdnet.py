@@ -37,6 +37,15 @@ REC_ESTIMATES = ("tweedie", "sampler")
 GRAPH_CHANNELS = ("spectral", "adjacency", "none")
 PREDICTIONS = ("noise", "data")
 SLOT_NETWORKS = ("attention", "edge")
+BASES = ("structure", "observed")
+INFERENCES = ("denoise", "reverse_sde")
+#: Decay per speaker turn of the nearer of the two same-speaker context means (``speaker_context``).
+TURN_DECAY = 0.5
+#: Euler–Maruyama steps of ``inference="reverse_sde"`` (the paper gives none; 100 is the usual order
+#: of magnitude of score-SDE samplers, and more changed nothing measurable, ``docs/gsdnet.md``).
+REVERSE_SDE_STEPS = 100
+#: Where ``inference="reverse_sde"`` stops: ``t ≈ 0``, the paper's sample of Eq. 16.
+REVERSE_SDE_END = 1e-3
 #: Most attention scores one chunk of the slot attention holds (64 MiB of float32): the spectral
 #: channel's ``N`` slots stay under it at any batch this package trains on, so only the adjacency
 #: channel under ``slot_network="attention"`` is chunked.
@@ -56,10 +65,12 @@ class _Context:
     entry_flags: Tensor  # (B, N, M) float availability
     missing_entries: Tensor  # (B, N, D) bool: real utterance and unobserved modality
     utterance_mask: Tensor  # (B, N) bool
-    eigenvectors: Tensor  # (B, N, N) structure basis U
+    eigenvectors: Tensor  # (B, N, N) structure basis U (feature network: only U diag(λ_s) Uᵀ matters)
     structure_eigenvalues: Tensor  # (B, N) λ_s
     sizes: Tensor  # (B,) conversation lengths
     feature_condition: Tensor  # (B, N, D + M) observed features and availability flags
+    graph_basis: Tensor | None = None  # (B, N, N) the spectral channel's basis (canonical, see `basis`)
+    basis_eigenvalues: Tensor | None = None  # (B, N) eigenvalues of the matrix that basis diagonalises
     slot_mask: Tensor | None = None  # (B, T) bool: slots of real utterances
     observed_graph: Tensor | None = None  # (B, T, M) slots of the observed-only similarity graphs
     graph_condition: Tensor | None = None  # (B·M, T, 2M + 3) per-slot condition of the graph network
@@ -101,6 +112,27 @@ class GSDNet(Recoverer):
         spectra, ``O(N⁴)`` for adjacency entries). ``"edge"`` (default for ``gsdnet_adjacency``, adjacency
         only): :class:`~spectraldiff.score_networks.EdgeScoreNet`, which pools the entries at their two
         utterances and is linear in slots, ``O(N²)``. ``docs/long_conversations.md`` has the costs.
+    basis : {"structure", "observed"}
+        The spectral channel's basis (``graph="spectral"``). ``"structure"`` (default): the eigenvectors
+        of the structure graph, which every modality shares and no missing entry changes.
+        ``"observed"``: the eigenvectors of the mean of the observed modalities' similarity graphs, the
+        closest reading of the paper's ``A_m = U_m Λ_m U_mᵀ`` that exists when ``A_m`` itself is
+        missing. Either basis is made unique inside repeated eigenspaces
+        (:func:`spectraldiff.eigh.canonical_eigenvectors`, temporal path tie-breaker): with one speaker the
+        structure graph is all ones and its eigenvalue 0 repeats ``N − 1`` times.
+    inference : {"denoise", "reverse_sde"}
+        How :meth:`recover` reads the networks. ``"denoise"`` (default): ``sampler`` from ``t = 1`` down
+        to ``denoise_time``, then the one-step denoised estimate (close to the posterior mean).
+        ``"reverse_sde"``: the paper's Eq. 16, Euler–Maruyama on the reverse SDE for
+        :data:`REVERSE_SDE_STEPS` steps down to ``t ≈ 0`` (:data:`REVERSE_SDE_END`): a posterior sample;
+        ``sampler``, ``sampling_steps`` and ``denoise_time`` are then not used. Training is the same.
+    speaker_context : bool
+        Condition the feature network, per utterance, on what the same speaker's *other* utterances
+        show: the flag-weighted mean of their observed entries over the whole conversation, the same
+        with weights ``0.5^|Δturn|`` (their nearer turns), and the observed share behind each
+        (default ``True``). ``False`` is the paper's conditioning: the network then sees the speaker's
+        turns only through structure-graph messages, which do not tell a same-speaker edge from a
+        temporal one (``docs/gsdnet.md`` has the measurements).
     prediction : {"data", "noise"}
         What both networks output (default ``"data"``): the noise ``ε̂`` (score ``−ε̂/std``, loss ``‖ε̂ − z‖²``) or the clean
         value ``x̂_0`` (score ``(mean·x̂_0 − x_t)/std²``, loss ``‖x̂_0 − x_0‖²``). The one-step denoised
@@ -128,6 +160,9 @@ class GSDNet(Recoverer):
         graph: str = "spectral",
         slot_network: str = "attention",
         prediction: str = "data",
+        basis: str = "structure",
+        inference: str = "denoise",
+        speaker_context: bool = True,
         beta_min: float = 0.1,
         beta_max: float = 20.0,
     ) -> None:
@@ -151,6 +186,14 @@ class GSDNet(Recoverer):
             raise ValueError(f"unknown prediction {prediction!r}; choose one of {list(PREDICTIONS)}")
         if not 0.0 < denoise_time < 1.0:
             raise ValueError(f"denoise_time must lie in (0, 1), got {denoise_time}")
+        if basis not in BASES:
+            raise ValueError(f"unknown basis {basis!r}; choose one of {list(BASES)}")
+        if basis != "structure" and graph != "spectral":
+            raise ValueError(f"basis={basis!r} needs graph='spectral' (only spectra have a basis), got graph={graph!r}")
+        if inference not in INFERENCES:
+            raise ValueError(f"unknown inference {inference!r}; choose one of {list(INFERENCES)}")
+        self.basis, self.inference = basis, inference
+        self.speaker_context = bool(speaker_context)
         self.sampler, self.sampling_steps = sampler, int(sampling_steps)
         self.denoise_time = float(denoise_time)
         self.rec_estimate, self.rec_t_max = rec_estimate, float(rec_t_max)
@@ -174,8 +217,9 @@ class GSDNet(Recoverer):
         self.register_buffer("entry_modality", torch.repeat_interleave(
             torch.arange(M), torch.tensor(list(self.feature_dims.values()))), persistent=False)
 
+        condition_dim = (self.total_dim + M) * (3 if self.speaker_context else 1)
         self.feature_score = sd.FeatureScoreNet(self.total_dim, hidden_dim, num_layers,
-                                                condition_dim=self.total_dim + M)
+                                                condition_dim=condition_dim)
         self.feature_head = nn.Sequential(nn.Linear(2 * self.total_dim + M, hidden_dim), nn.SiLU(),
                                           nn.Linear(hidden_dim, self.total_dim))
         if self.graph_key is not None:
@@ -200,19 +244,32 @@ class GSDNet(Recoverer):
             A, sizes = structure_adjacency(batch.speakers, batch.lengths, self.graph_config,
                                            dtype=torch.float64)
             lam_s, U = sd.batched_eigh(A, sizes)
+            if self.graph == "spectral" and self.basis == "structure":
+                U = _canonical(lam_s, U, sizes)
             U, lam_s = U.to(observed_x.dtype), lam_s.to(observed_x.dtype)
         # The conditions depend only on what is observed: built once, reused by every sampler step.
-        ctx = _Context(observed_x, flags, missing, mask, U, lam_s, sizes, torch.cat([observed_x, flags], dim=-1))
+        condition = [observed_x, flags]
+        if self.speaker_context:
+            entry_flags = flags[:, :, self.entry_modality]
+            for weights in _speaker_weights(batch.speakers, mask):
+                condition += _weighted_mean(weights, observed_x, entry_flags, flags)
+        ctx = _Context(observed_x, flags, missing, mask, U, lam_s, sizes, torch.cat(condition, dim=-1))
         if self.graph_key is None:
             return ctx
         with torch.no_grad():
+            observed_graphs = [similarity_adjacency(x, batch.lengths, available=observed[:, :, k])[0]
+                               for k, x in enumerate(visible.values())]
+            ctx.graph_basis, ctx.basis_eigenvalues = U, lam_s
+            if self.graph == "spectral" and self.basis == "observed":
+                mean_graph = torch.stack(observed_graphs).mean(0).to(torch.float64)
+                lam_o, U_o = sd.batched_eigh(mean_graph, sizes)
+                ctx.graph_basis = _canonical(lam_o, U_o, sizes).to(observed_x.dtype)
+                ctx.basis_eigenvalues = lam_o.to(observed_x.dtype) / sizes[:, None].to(observed_x.dtype)
             ctx.slot_mask = self._to_slots(mask[:, :, None] & mask[:, None, :], ctx)[..., 0] > 0 \
                 if self.graph == "adjacency" else mask
-            ctx.observed_graph = torch.stack([
-                self._to_slots(similarity_adjacency(x, batch.lengths, available=observed[:, :, k])[0], ctx)[..., 0]
-                for k, x in enumerate(visible.values())
-            ], dim=-1)
-            structure = lam_s if self.graph == "spectral" else self._to_slots(A.to(lam_s.dtype), ctx)[..., 0]
+            ctx.observed_graph = torch.stack([self._to_slots(S, ctx)[..., 0] for S in observed_graphs], dim=-1)
+            structure = ctx.basis_eigenvalues if self.graph == "spectral" \
+                else self._to_slots(A.to(lam_s.dtype), ctx)[..., 0]
         ctx.graph_condition = self._graph_condition(ctx.observed_graph, structure, flags, sizes)
         return ctx
 
@@ -224,7 +281,7 @@ class GSDNet(Recoverer):
         """
         S = S.to(ctx.eigenvectors.dtype)
         if self.graph == "spectral":
-            U, n = ctx.eigenvectors, ctx.sizes[:, None].to(S.dtype)
+            U, n = ctx.graph_basis, ctx.sizes[:, None].to(S.dtype)
             return (torch.einsum("bik,bij,bjk->bk", U, S, U) / n)[..., None]
         rows, cols = torch.triu_indices(S.shape[-1], S.shape[-1], device=S.device)
         return S[:, rows, cols][..., None]
@@ -236,7 +293,7 @@ class GSDNet(Recoverer):
         mirrored into a symmetric matrix.
         """
         if self.graph == "spectral":
-            U, n = ctx.eigenvectors, ctx.sizes[:, None].to(values.dtype)
+            U, n = ctx.graph_basis, ctx.sizes[:, None].to(values.dtype)
             return (U * (n * values)[:, None, :]) @ U.mT
         B, N = ctx.utterance_mask.shape
         rows, cols = torch.triu_indices(N, N, device=values.device)
@@ -304,6 +361,10 @@ class GSDNet(Recoverer):
                for k, s in gen_shape.items()}
         score_fn = lambda state, t, c: self._score(state, t, ctx)  # noqa: E731
         masks = self._masks(ctx)
+        if self.inference == "reverse_sde":  # Eq. 16 down to t ≈ 0: a sample, returned as it is
+            sample = sd.pc_sampler(self.sde, score_fn, x_T, steps=REVERSE_SDE_STEPS, predictor="euler_maruyama",
+                                   corrector="none", eps=REVERSE_SDE_END, denoise=False, mask=masks)
+            return {k: v * masks[k] for k, v in sample.items()}
         if self.sampler == "ode":
             x_t = sd.ode_sampler(self.sde, score_fn, x_T, steps=self.sampling_steps, method="heun",
                                  eps=self.denoise_time, mask=masks)
@@ -443,3 +504,33 @@ class GSDNetNoGraph(GSDNet):
         if kwargs.setdefault("graph", "none") != "none":
             raise ValueError("gsdnet_nograph fixes graph='none'; use 'gsdnet' for other channels")
         super().__init__(modalities, feature_dims, **kwargs)
+
+
+def _canonical(eigenvalues: Tensor, eigenvectors: Tensor, sizes: Tensor) -> Tensor:
+    """``eigenvectors`` made unique inside repeated eigenspaces by the temporal path over the utterances
+    (:func:`spectraldiff.eigh.canonical_eigenvectors`)."""
+    tie = sd.eigh.path_tie_breaker(sizes, eigenvectors.shape[-1], dtype=eigenvectors.dtype,
+                                   device=eigenvectors.device)
+    return sd.eigh.canonical_eigenvectors(eigenvalues, eigenvectors, sizes, tie)
+
+
+def _speaker_weights(speakers: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Two ``(B, N, N)`` weightings of each utterance's same-speaker *other* utterances: uniform, and
+    ``TURN_DECAY^|Δturn|`` by how many of the speaker's turns lie between."""
+    real = mask[:, :, None] & mask[:, None, :]
+    eye = torch.eye(mask.shape[1], dtype=torch.bool, device=mask.device)
+    same = (speakers[:, :, None] == speakers[:, None, :]) & real & ~eye
+    one_hot = torch.nn.functional.one_hot(speakers.clamp_min(0), int(speakers.max()) + 1) * mask[..., None]
+    turn = (one_hot.cumsum(dim=1) * one_hot).sum(-1).to(torch.float32)  # (B, N): k-th turn of its speaker
+    decay = TURN_DECAY ** (turn[:, :, None] - turn[:, None, :]).abs()
+    return same.to(turn.dtype), same.to(turn.dtype) * decay
+
+
+def _weighted_mean(weights: Tensor, values: Tensor, entry_flags: Tensor, flags: Tensor) -> list[Tensor]:
+    """``[mean of the observed values (B, N, D), observed share per modality (B, N, M)]`` under
+    ``weights (B, N, N)``; an entry no weighted utterance observed is 0."""
+    weights = weights.to(values.dtype)
+    seen = weights @ entry_flags
+    mean = (weights @ (values * entry_flags)) / seen.clamp_min(1e-6)
+    share = (weights @ flags) / weights.sum(-1, keepdim=True).clamp_min(1e-6)
+    return [mean, share]

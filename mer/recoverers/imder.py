@@ -3,6 +3,8 @@
 Per modality a conditional score network (:class:`~mer.nn.score_unet.ConditionalScoreUNet1d`, VE SDE
 ``dx = σ^t dw``) samples the missing features ``(B, N, d_m)`` from the observed entries of the other
 modalities; a residual reconstruction module (:class:`ResidualReconstruction`) refines the sample.
+``score=False`` / ``reconstruction=False`` remove either module (the paper's Table 3) and
+``conditional=False`` hides the other modalities from the score networks (its Figure 4).
 
 Contract: :class:`~mer.recoverers.base.Recoverer`; ``training_step`` returns ``{"score", "rec"}``.
 
@@ -88,10 +90,11 @@ class IMDer(Recoverer):
     sigma : float
         ``σ`` of the SDE ``dx = σ^t dw`` (25).
     steps : int
-        Euler–Maruyama steps at inference (100).
+        Euler–Maruyama steps at inference (100, as the reference).
     train_steps : int
-        Steps of the training-time sampler that feeds the reconstruction module (100 as in the
-        reference; lower it to train faster).
+        Steps of the training-time sampler that feeds the reconstruction module (default **10**, so a
+        CPU epoch stays affordable; the reference runs its full 100-step sampler there: pass
+        ``train_steps=100`` for its value, ``docs/imder.md``).
     eps : float
         Last sampling time (1e-3).
     channels : sequence of int
@@ -100,11 +103,22 @@ class IMDer(Recoverer):
         Condition-token width, time-embedding width, attention heads.
     rec_blocks : int
         Blocks of the reconstruction module.
+    score : bool
+        ``False``: Table 3's "without ``s_k``": no score networks and no ``L_score``; the missing
+        entries enter the reconstruction module (or the output) as the training mean (zero in
+        standardised space). Deterministic then.
+    reconstruction : bool
+        ``False``: Table 3's "without ``D_k``": no reconstruction modules and no ``L_rec``; the
+        sample is the recovery.
+    conditional : bool
+        ``False``: Figure 4's unconditional recovery: the score networks never see the other
+        modalities (every condition token masked; their cross-attention reads only its null token).
+        Observed entries of the target modality itself are still imposed while sampling.
 
     Shapes: ``batch.features[m]`` ``(B, N, d_m)``, ``observed`` ``(B, N, M)`` → :class:`Recovery`
     with ``(B, N, d_m)`` features; ``recover`` also puts the sampler's output before reconstruction in
     ``extras["sample_<m>"]`` ``(B, N, d_m)`` for every modality it sampled. ``training_step`` returns
-    ``{"score": (), "rec": ()}``.
+    ``{"score": (), "rec": ()}`` (a term whose module is switched off is left out).
     """
 
     stochastic = True  # reverse-SDE sampling and noised conditions
@@ -112,14 +126,25 @@ class IMDer(Recoverer):
     def __init__(self, modalities, feature_dims, *, graph_config=None, sigma: float = 25.0,
                  steps: int = 100, train_steps: int = 10, eps: float = 1e-3,
                  channels: Sequence[int] = (32, 64), token_dim: int = 32, time_dim: int = 32,
-                 heads: int = 2, rec_blocks: int = 2) -> None:
+                 heads: int = 2, rec_blocks: int = 2, score: bool = True,
+                 reconstruction: bool = True, conditional: bool = True) -> None:
         super().__init__(modalities, feature_dims, graph_config=graph_config)
+        switches = {"score": score, "reconstruction": reconstruction, "conditional": conditional}
+        bad = {k: v for k, v in switches.items() if not isinstance(v, bool)}
+        if bad:
+            raise ValueError(f"these IMDer switches must be true or false: {bad}")
+        if not score and not conditional:
+            raise ValueError("conditional=False changes the score networks, which score=False removes; "
+                             "set at most one of them")
         if steps < 1 or train_steps < 1:
             raise ValueError(f"steps and train_steps must be >= 1, got {steps}, {train_steps}")
         if not 0.0 < eps < 1.0:
             raise ValueError(f"eps must be in (0, 1), got {eps}")
         self.sde = sd.VESDE.power(sigma)
         self.steps, self.train_steps, self.eps = int(steps), int(train_steps), float(eps)
+        self.use_score, self.use_reconstruction, self.conditional = score, reconstruction, conditional
+        # Without the score networks nothing samples: the recovery is a deterministic function.
+        self.stochastic = score
         self.score_nets = nn.ModuleDict({
             m: ConditionalScoreUNet1d(
                 d,
@@ -127,10 +152,10 @@ class IMDer(Recoverer):
                 channels=channels, token_dim=token_dim, time_dim=time_dim, heads=heads,
             )
             for m, d in self.feature_dims.items()
-        })
+        } if score else {})
         self.reconstruct = nn.ModuleDict({
             m: ResidualReconstruction(d, num_blocks=rec_blocks) for m, d in self.feature_dims.items()
-        })
+        } if reconstruction else {})
 
     # ------------------------------------------------------------------------------ pieces
     def _score_fn(self, batch: ConversationBatch, observed: Tensor, targets: list[str]):
@@ -150,6 +175,8 @@ class IMDer(Recoverer):
                 net = self.score_nets[m]
                 others = net.condition_names
                 cmask = observed[:, :, [index[o] for o in others]]
+                if not self.conditional:
+                    cmask = torch.zeros_like(cmask)
                 cond = {
                     o: (seen[o] + std[:, None, None] * torch.randn_like(seen[o]))
                     * cmask[:, :, j, None].to(seen[o].dtype)
@@ -177,7 +204,11 @@ class IMDer(Recoverer):
     def sample(self, batch: ConversationBatch, observed: Tensor, targets: list[str],
                steps: int) -> dict[str, Tensor]:
         """Euler–Maruyama samples ``{m: (B, N, d_m)}`` of the target modalities given the observed
-        entries (observed entries of a target are imposed; the last step's noise-free mean)."""
+        entries (observed entries of a target are imposed; the last step's noise-free mean). Without
+        score networks (``score=False``): the observed entries, the training mean (zero) elsewhere."""
+        if not self.use_score:
+            seen = observed_only(batch, observed)
+            return {m: seen[m] for m in targets}
         mask = batch.utterance_mask[:, :, None]
         x_T = {m: self.sde.prior_sampling(batch.features[m].shape, device=mask.device,
                                           dtype=batch.features[m].dtype) for m in targets}
@@ -189,7 +220,13 @@ class IMDer(Recoverer):
         )
 
     def _refine(self, batch: ConversationBatch, samples: dict[str, Tensor]) -> dict[str, Tensor]:
+        if not self.use_reconstruction:
+            return dict(samples)
         return {m: self.reconstruct[m](s, batch.utterance_mask) for m, s in samples.items()}
+
+    def _zero_losses(self, batch: ConversationBatch) -> dict[str, Tensor]:
+        zero = batch.features[self.modalities[0]].new_zeros(())
+        return {k: zero for k, on in (("score", self.use_score), ("rec", self.use_reconstruction)) if on}
 
     # ------------------------------------------------------------------------ the interface
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
@@ -205,14 +242,14 @@ class IMDer(Recoverer):
     def training_step(self, batch: ConversationBatch, observed: Tensor):
         targets = self.modalities_to_recover(batch, observed)
         if not targets:
-            zero = batch.features[self.modalities[0]].new_zeros(())
-            return Recovery(merge_observed(batch, observed, batch.features)), {"score": zero, "rec": zero}
+            return Recovery(merge_observed(batch, observed, batch.features)), self._zero_losses(batch)
         samples = self.sample(batch, observed, targets, self.train_steps)
         refined = self._refine(batch, samples)
-        losses = {
-            "score": self.score_loss(batch, observed, targets),
-            "rec": dropped_mse(batch, observed, refined),
-        }
+        losses = {}
+        if self.use_score:
+            losses["score"] = self.score_loss(batch, observed, targets)
+        if self.use_reconstruction:
+            losses["rec"] = dropped_mse(batch, observed, refined)
         return Recovery(merge_observed(batch, observed, refined)), losses
 
     def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:

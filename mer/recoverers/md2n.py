@@ -30,13 +30,12 @@ from mer.graph import GraphConfig
 from mer.recoverers.base import (
     Recoverer,
     Recovery,
-    dropped_mse,
     merge_observed,
     observed_only,
     register_recoverer,
 )
 
-__all__ = ["MD2N", "TransferSchedule"]
+__all__ = ["MD2N", "TransferSchedule", "OBJECTIVES", "TIME_RANGES"]
 
 
 def _bcast(coefficient: Tensor, x: Tensor) -> Tensor:
@@ -153,8 +152,27 @@ class _Target:
     """What the chain of one target modality ``m`` conditions on (observed data only)."""
 
     source: Tensor  # (B, N, d_m) the available modality a, zero where no other modality is observed
-    condition: Tensor  # (B, N, d_m + 2) observed entries of m, its availability, has-source flag
+    condition: Tensor  # (B, N, d_m + 2) observed entries of m (objective "dropped"), its availability, has-source flag
     mask: Tensor  # (B, N) bool real utterances
+    has_source: Tensor  # (B, N) bool: another modality is observed at the utterance
+
+
+#: Values of MD2N's ``objective`` setting: which entries train the denoisers and the decoder.
+OBJECTIVES = ("paper", "dropped")
+#: Values of MD2N's ``time_range`` setting: which steps train the denoisers and where sampling ends.
+TIME_RANGES = ("paper", "full")
+
+
+def _entry_mse(batch: ConversationBatch, estimate: dict[str, Tensor], weights: dict[str, Tensor]) -> Tensor:
+    """Mean over the weighted (utterance, modality) entries of ``‖x̂ − x‖² / d_m``; ``weights`` ``{m: (B, N)}``
+    bool. 0 (and no gradient) when no entry is weighted."""
+    total = batch.features[batch.modalities[0]].new_zeros(())
+    count = total.new_zeros(())
+    for m, x_hat in estimate.items():
+        w = weights[m].to(x_hat.dtype)
+        total = total + ((x_hat - batch.features[m]).pow(2).mean(-1) * w).sum()
+        count = count + w.sum()
+    return total / count.clamp_min(1.0)
 
 
 @register_recoverer("md2n")
@@ -168,21 +186,41 @@ class MD2N(Recoverer):
     transfer : bool
         ``True`` (default): the three-stage process with the transfer stage; ``False``: one-stage VP
         diffusion of the missing modality conditioned on the available one.
+    objective : {"paper", "dropped"}
+        Which entries train the denoisers (``L_diff``) and the decoder (``L_rec``). ``"paper"``
+        (default, Eq. 14 and 16): every real entry of every modality that has an observed partner
+        modality at its utterance, observed or dropped, so each modality is generated from the others
+        (both directions) and complete training data trains; the denoiser then sees no entry of its
+        own modality (they would show it what it must generate). ``"dropped"``: only the entries the
+        protocol dropped, with the observed entries of the target modality elsewhere in the
+        conversation as extra condition (nothing trains on complete data).
+    time_range : {"paper", "full"}
+        ``"paper"`` (default, Eq. 15): training steps ``i ~ U{t1 + 1 … T}`` and sampling from the
+        start down to ``t1``, then ``x̂_0`` from ``x_{t1}`` in one step (the paper's refinement stage).
+        ``"full"``: ``i ~ U{1 … start}`` and strided sampling down to 0.
     num_steps, t1, t2 : int
         ``T = 1000``, ``t1 = 200``, ``t2 = 800``; ``0 < t1 < t2 < T``.
     sampling_steps : int
-        Evenly strided reverse steps at inference (default 10; one denoiser call each), from ``t2``
-        (transfer) or ``T`` down to 0; at most that many.
-    train_sampling_steps : int
-        Steps of the training-time sample fed to the decoder and the task loss (default 2).
+        Denoiser calls of the reverse chain at inference (default 10), evenly strided from ``t2``
+        (transfer) or ``T`` down to ``t1`` (``time_range="paper"``) or to 0 (``"full"``).
+    train_sampling_steps : int, optional
+        Denoiser calls of the training-time sample fed to the decoder and the task loss; default
+        (``None``): ``sampling_steps``, so the decoder learns on samples like those it refines at test.
     hidden_dim, num_layers : int
         Width of the projections, denoisers and decoders; convolution layers per denoiser.
     beta_min, beta_max : float
         VP schedule (``spectraldiff.VPSDE``).
+    encoders : bool
+        ``False``: Table 4's "without ``E_K``": no per-modality encoders; the available modality is
+        ``P_m`` of the mean of the observed partners' raw features, zero-padded to a common width.
+    decoder : bool
+        ``False``: Table 4's "without ``D_K``": no decoders and no ``L_rec``; the sample is the
+        recovery.
 
     Shapes: ``batch.features[m]`` ``(B, N, d_m)``, ``observed`` ``(B, N, M)`` → :class:`Recovery`
     with ``(B, N, d_m)`` features; ``extras["sample_<m>"]`` and ``extras["source_<m>"]`` ``(B, N, d_m)``
-    for each recovered modality. ``training_step`` returns ``{"diffusion", "rec", "align"}`` (scalars).
+    for each recovered modality. ``training_step`` returns ``{"diffusion", "rec", "align"}`` (scalars;
+    ``"rec"`` only with the decoder).
     """
 
     stochastic = True  # the reverse diffusion starts from noise
@@ -194,19 +232,32 @@ class MD2N(Recoverer):
         *,
         graph_config: GraphConfig | None = None,
         transfer: bool = True,
+        objective: str = "paper",
+        time_range: str = "paper",
         num_steps: int = 1000,
         t1: int = 200,
         t2: int = 800,
         sampling_steps: int = 10,
-        train_sampling_steps: int = 2,
+        train_sampling_steps: int | None = None,
         hidden_dim: int = 64,
         num_layers: int = 2,
         beta_min: float = 0.1,
         beta_max: float = 20.0,
+        encoders: bool = True,
+        decoder: bool = True,
     ) -> None:
         super().__init__(modalities, feature_dims, graph_config=graph_config)
         if not isinstance(transfer, bool):
             raise ValueError(f"transfer must be True or False, got {transfer!r}")
+        for name, value in (("encoders", encoders), ("decoder", decoder)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{name} must be True or False, got {value!r}")
+        if objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {list(OBJECTIVES)}, got {objective!r}")
+        if time_range not in TIME_RANGES:
+            raise ValueError(f"time_range must be one of {list(TIME_RANGES)}, got {time_range!r}")
+        if train_sampling_steps is None:
+            train_sampling_steps = sampling_steps
         ints = {"num_steps": num_steps, "t1": t1, "t2": t2, "sampling_steps": sampling_steps,
                 "train_sampling_steps": train_sampling_steps, "hidden_dim": hidden_dim,
                 "num_layers": num_layers}
@@ -216,26 +267,32 @@ class MD2N(Recoverer):
         if not 0 < t1 < t2 < num_steps:
             raise ValueError(f"need 0 < t1 < t2 < num_steps, got t1={t1}, t2={t2}, num_steps={num_steps}")
         start = t2 if transfer else num_steps
+        most = start - t1 + 1 if time_range == "paper" else start
         for name in ("sampling_steps", "train_sampling_steps"):
-            if not 1 <= ints[name] <= start:
-                raise ValueError(f"{name} must lie in [1, {start}] (the reverse chain starts at step "
-                                 f"{'t2' if transfer else 'num_steps'} = {start}), got {ints[name]}")
+            if not 1 <= ints[name] <= most:
+                raise ValueError(f"{name} must lie in [1, {most}] (the reverse chain runs from step "
+                                 f"{'t2' if transfer else 'num_steps'} = {start} down to "
+                                 f"{'t1 = ' + str(t1) if time_range == 'paper' else '0'}), got {ints[name]}")
         if hidden_dim < 1 or num_layers < 1:
             raise ValueError(f"hidden_dim and num_layers must be >= 1, got {hidden_dim}, {num_layers}")
         if not 0.0 < beta_min < beta_max:
             raise ValueError(f"need 0 < beta_min < beta_max, got {beta_min}, {beta_max}")
-        self.transfer = transfer
+        self.transfer, self.objective, self.time_range = transfer, objective, time_range
+        self.use_encoders, self.use_decoder = encoders, decoder
         self.sampling_steps, self.train_sampling_steps = sampling_steps, train_sampling_steps
         self.schedule = TransferSchedule(sd.VPSDE(beta_min, beta_max), num_steps, t1, t2, transfer)
-        self.encode = nn.ModuleDict({k: nn.Linear(d, hidden_dim) for k, d in self.feature_dims.items()})
-        self.project = nn.ModuleDict({m: nn.Linear(hidden_dim, d) for m, d in self.feature_dims.items()})
+        widest = max(self.feature_dims.values())
+        self.encode = nn.ModuleDict(
+            {k: nn.Linear(d, hidden_dim) for k, d in self.feature_dims.items()} if encoders else {})
+        code_dim = hidden_dim if encoders else widest
+        self.project = nn.ModuleDict({m: nn.Linear(code_dim, d) for m, d in self.feature_dims.items()})
         self.denoisers = nn.ModuleDict({
             m: _Denoiser(d, d + 2, hidden_dim, num_layers) for m, d in self.feature_dims.items()
         })
         self.decoders = nn.ModuleDict({
             m: nn.Sequential(nn.Linear(2 * d, hidden_dim), nn.SiLU(), nn.Linear(hidden_dim, d))
             for m, d in self.feature_dims.items()
-        })
+        } if decoder else {})
 
     # ------------------------------------------------------------------------------ pieces
     @property
@@ -243,12 +300,33 @@ class MD2N(Recoverer):
         """First step of the reverse chain: ``t2`` with transfer, ``T`` without."""
         return self.schedule.t2 if self.transfer else self.schedule.num_steps
 
+    @property
+    def lowest_step(self) -> int:
+        """Smallest step a denoiser is trained at and evaluated at: ``t1 + 1`` (``time_range="paper"``;
+        sampling evaluates it at ``t1`` too, the step it predicts ``x_0`` from) or 1."""
+        return self.schedule.t1 + 1 if self.time_range == "paper" else 1
+
+    def training_steps(self, batch_size: int, device=None) -> Tensor:
+        """Training step indices ``(batch_size,)`` int64: ``U{t1 + 1 … T}`` (``time_range="paper"``,
+        Eq. 15) or ``U{1 … start_step}`` (``"full"``)."""
+        high = self.schedule.num_steps if self.time_range == "paper" else self.start_step
+        return torch.randint(self.lowest_step, high + 1, (batch_size,), device=device)
+
+    def _codes(self, seen: dict[str, Tensor]) -> Tensor:
+        """``(B, N, M, h)`` per-modality codes ``E_k(x_k)``, or (without encoders) the raw features
+        zero-padded to the widest modality."""
+        if self.use_encoders:
+            return torch.stack([self.encode[k](seen[k]) for k in self.modalities], dim=2)
+        widest = max(self.feature_dims.values())
+        return torch.stack([nn.functional.pad(seen[k], (0, widest - seen[k].shape[-1]))
+                            for k in self.modalities], dim=2)
+
     def _contexts(self, batch: ConversationBatch, observed: Tensor, targets: list[str]) -> dict[str, _Target]:
         """Per target ``m``: the available modality ``a = P_m(mean of E_k(x_k), k ≠ m observed)``."""
         seen = observed_only(batch, observed)
         flags = batch.observed_entries(observed).to(seen[self.modalities[0]].dtype)
-        codes = torch.stack([self.encode[k](seen[k]) for k in self.modalities], dim=2)  # (B, N, M, h)
-        codes = codes * flags[..., None]
+        codes = self._codes(seen) * flags[..., None]  # (B, N, M, h)
+        own_context = self.objective == "dropped"
         out = {}
         for m in targets:
             k = self.modality_index(m)
@@ -258,8 +336,13 @@ class MD2N(Recoverer):
             mean = (codes * others[:, None]).sum(2) / count.clamp_min(1.0)
             has_source = (count > 0).to(count.dtype)
             source = self.project[m](mean) * has_source
-            condition = torch.cat([seen[m], flags[:, :, k:k + 1], has_source], dim=-1)
-            out[m] = _Target(source, condition, batch.utterance_mask)
+            if own_context:
+                own = torch.cat([seen[m], flags[:, :, k:k + 1]], dim=-1)
+            else:
+                own = seen[m].new_zeros(*seen[m].shape[:-1], seen[m].shape[-1] + 1)
+            condition = torch.cat([own, has_source], dim=-1)
+            out[m] = _Target(source, condition, batch.utterance_mask,
+                             has_source[..., 0].bool() & batch.utterance_mask)
         return out
 
     def _denoise(self, m: str, x: Tensor, i: Tensor, ctx: _Target) -> Tensor:
@@ -267,8 +350,14 @@ class MD2N(Recoverer):
                                  ctx.mask)
 
     def grid(self, steps: int) -> Tensor:
-        """Evenly strided int64 step indices from :attr:`start_step` down to 0, ``(steps + 1,)``."""
-        return torch.linspace(self.start_step, 0, steps + 1, dtype=torch.float64).round().long()
+        """The int64 steps of the reverse chain, ``(steps + 1,)``: ``steps`` evenly strided denoiser
+        steps from :attr:`start_step` down to ``t1`` (``time_range="paper"``) or to 0 (``"full"``),
+        then 0."""
+        end = self.schedule.t1 if self.time_range == "paper" else 0
+        if self.time_range == "paper":
+            calls = torch.linspace(self.start_step, end, steps, dtype=torch.float64).round().long()
+            return torch.cat([calls, calls.new_zeros(1)])
+        return torch.linspace(self.start_step, end, steps + 1, dtype=torch.float64).round().long()
 
     @torch.no_grad()
     def sample(self, contexts: dict[str, _Target], steps: int) -> dict[str, Tensor]:
@@ -297,25 +386,37 @@ class MD2N(Recoverer):
         return out
 
     def _decode(self, samples: dict[str, Tensor], contexts: dict[str, _Target]) -> dict[str, Tensor]:
-        """The decoder: ``x̂ = s + D_m([s, a])``."""
+        """The decoder: ``x̂ = s + D_m([s, a])`` (the sample itself without decoders)."""
+        if not self.use_decoder:
+            return dict(samples)
         return {m: s + self.decoders[m](torch.cat([s, contexts[m].source], dim=-1))
                 for m, s in samples.items()}
 
+    def loss_entries(self, batch: ConversationBatch, observed: Tensor,
+                     contexts: dict[str, _Target]) -> dict[str, Tensor]:
+        """``{m: (B, N)}`` bool: the entries ``L_diff``, ``L_rec`` and ``L_align`` average over — the
+        dropped ones (``objective="dropped"``) or every real entry with an observed partner
+        (``"paper"``)."""
+        if self.objective == "paper":
+            return {m: ctx.has_source for m, ctx in contexts.items()}
+        missing = batch.missing_entries(observed)
+        return {m: missing[:, :, self.modality_index(m)] for m in contexts}
+
     def diffusion_loss(self, batch: ConversationBatch, observed: Tensor,
-                       contexts: dict[str, _Target]) -> Tensor:
-        """``mean ‖x̂_0(x_i, i | a) − x_0‖² / d_m`` over dropped entries, where
-        ``x_i ~ q(x_i | x_0 = x^m, y_0 = a)`` with one ``i ~ U{1 … start_step}`` per conversation (reads
-        the ground truth of dropped entries)."""
+                       contexts: dict[str, _Target], entries: dict[str, Tensor] | None = None) -> Tensor:
+        """``mean ‖x̂_0(x_i, i | a) − x_0‖² / d_m`` over :meth:`loss_entries`, where
+        ``x_i ~ q(x_i | x_0 = x^m, y_0 = a)`` with one ``i`` per conversation from
+        :meth:`training_steps` (reads the ground truth of dropped entries)."""
+        entries = self.loss_entries(batch, observed, contexts) if entries is None else entries
         estimates = {}
         for m, ctx in contexts.items():
             x0 = batch.features[m]
-            B = x0.shape[0]
-            i = torch.randint(1, self.start_step + 1, (B,), device=x0.device)
+            i = self.training_steps(x0.shape[0], x0.device)
             # The process is defined given a; the projection learns from L_align, L_rec and the task.
             mean, std = self.schedule.marginal(x0, ctx.source.detach(), i)
             x_i = (mean + _bcast(std, x0) * torch.randn_like(x0)) * ctx.mask[:, :, None].to(x0.dtype)
             estimates[m] = self._denoise(m, x_i, i, ctx)
-        return dropped_mse(batch, observed, estimates)
+        return _entry_mse(batch, estimates, entries)
 
     # ------------------------------------------------------------------------ the interface
     def recover(self, batch: ConversationBatch, observed: Tensor) -> Recovery:
@@ -330,18 +431,20 @@ class MD2N(Recoverer):
         return Recovery(merge_observed(batch, observed, self._decode(samples, contexts)), extras=extras)
 
     def training_step(self, batch: ConversationBatch, observed: Tensor):
-        targets = self.modalities_to_recover(batch, observed)
+        # "paper": every modality is a target (duplex), whether or not the protocol dropped any of it.
+        targets = (list(self.modalities) if self.objective == "paper"
+                   else self.modalities_to_recover(batch, observed))
+        zero = batch.features[self.modalities[0]].new_zeros(())
+        names = ("diffusion", "rec", "align") if self.use_decoder else ("diffusion", "align")
         if not targets:
-            zero = batch.features[self.modalities[0]].new_zeros(())
-            losses = {"diffusion": zero, "rec": zero, "align": zero}
-            return Recovery(merge_observed(batch, observed, batch.features)), losses
+            return Recovery(merge_observed(batch, observed, batch.features)), {k: zero for k in names}
         contexts = self._contexts(batch, observed, targets)
+        entries = self.loss_entries(batch, observed, contexts)
         refined = self._decode(self.sample(contexts, self.train_sampling_steps), contexts)
-        losses = {
-            "diffusion": self.diffusion_loss(batch, observed, contexts),
-            "rec": dropped_mse(batch, observed, refined),
-            "align": dropped_mse(batch, observed, {m: c.source for m, c in contexts.items()}),
-        }
+        losses = {"diffusion": self.diffusion_loss(batch, observed, contexts, entries)}
+        if self.use_decoder:
+            losses["rec"] = _entry_mse(batch, refined, entries)
+        losses["align"] = _entry_mse(batch, {m: c.source for m, c in contexts.items()}, entries)
         return Recovery(merge_observed(batch, observed, refined)), losses
 
     def training_losses(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:

@@ -5,7 +5,10 @@ Per modality a DDPM generator (:class:`ConditionalDenoiser`, learned variance, c
 observed modalities, a residual unimodal reconstructor refines the sample, and a residual multimodal
 reconstructor corrects it against a discriminator on fused representations. Training runs three
 stages per step (``stages="multi"``, two of them with internal optimisers whose state travels in the
-state dict) or one combined loss (``stages="one"``).
+state dict), two (``"two"``, the paper's Table 5) or one combined loss (``"one"``); each stage updates
+its own modules (``optimisation="disjoint"``) or every module upstream of its loss, as the paper's
+Algorithm 1 (``"paper"``). ``hddm``, ``ur``, ``disc`` and ``mr`` switch the four components of the
+paper's Tables 3–4 off; ``extractor="bilstm"`` adds the paper's Conv + BiLSTM feature extractor.
 
 Contract: :class:`~mer.recoverers.base.Recoverer`; ``training_step`` returns ``{"generator", "fusion",
 "classifier"}``.
@@ -38,10 +41,14 @@ from mer.recoverers.base import (
     register_recoverer,
 )
 
-__all__ = ["RoHyDR", "ConditionalDenoiser", "STAGES"]
+__all__ = ["RoHyDR", "ConditionalDenoiser", "FeatureExtractor", "STAGES", "OPTIMISATIONS", "EXTRACTORS"]
 
 #: Values of RoHyDR's ``stages`` setting.
-STAGES = ("multi", "one")
+STAGES = ("multi", "two", "one")
+#: Values of RoHyDR's ``optimisation`` setting: which modules a stage's loss updates.
+OPTIMISATIONS = ("disjoint", "paper")
+#: Values of RoHyDR's ``extractor`` setting: how the generators read the available modalities.
+EXTRACTORS = ("linear", "bilstm")
 
 # The trainer's default global-norm clip, so the internal stages step like the common one.
 _GRAD_CLIP = 1.0
@@ -125,6 +132,36 @@ class ConditionalDenoiser(nn.Module):
         return x0 * keep, (v + 1.0) / 2.0 * keep
 
 
+class FeatureExtractor(nn.Module):
+    """The paper's per-modality feature extractor ``FE``: a kernel-3 convolution, then a bidirectional
+    LSTM, over one modality's utterance sequence.
+
+    ``h = BiLSTM(Conv3([x ⊙ o, o]))`` with ``o`` the entry's availability bit, so unobserved entries
+    enter as zeros the network can tell from observed ones; each conversation runs packed to its own
+    length, so padding never reaches a real utterance.
+
+    Shapes: ``x`` ``(B, N, d)`` (zero where unobserved), ``observed`` ``(B, N)`` bool, ``mask``
+    ``(B, N)`` bool → ``(B, N, width)``, zero on padding. ``width`` must be even (two directions).
+    """
+
+    def __init__(self, dim: int, width: int) -> None:
+        super().__init__()
+        if width % 2:
+            raise ValueError(f"the BiLSTM extractor needs an even width, got {width}")
+        self.conv = nn.Conv1d(dim + 1, width, 3, padding=1)
+        self.lstm = nn.LSTM(width, width // 2, batch_first=True, bidirectional=True)
+
+    def forward(self, x: Tensor, observed: Tensor, mask: Tensor) -> Tensor:
+        keep = mask[:, :, None].to(x.dtype)
+        inp = torch.cat([x, observed[:, :, None].to(x.dtype)], dim=-1) * keep
+        h = self.conv(inp.transpose(1, 2)).transpose(1, 2) * keep
+        lengths = mask.sum(1).clamp_min(1).cpu()
+        packed = nn.utils.rnn.pack_padded_sequence(h, lengths, batch_first=True, enforce_sorted=False)
+        out, _ = self.lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return out * keep
+
+
 class _UnimodalReconstructor(nn.Module):
     """``x̃ = x̂ + Conv3(SiLU(Conv3(x̂)))`` along the utterances; the last layer starts at zero, so the
     reconstructor starts as the identity. Shapes: ``(B, N, d)``, mask ``(B, N)`` → ``(B, N, d)``."""
@@ -175,8 +212,26 @@ class RoHyDR(Recoverer):
 
     Parameters
     ----------
-    stages : {"multi", "one"}
-        ``"multi"``: the three-stage optimisation per step; ``"one"``: one combined loss.
+    stages : {"multi", "two", "one"}
+        ``"multi"``: the three-stage optimisation per step; ``"two"``: Table 5's two-stage strategy
+        (stage 1 as in ``"multi"``, then ``L_D + L_MR + L_S3`` as one loss); ``"one"``: one combined
+        loss.
+    optimisation : {"disjoint", "paper"}
+        ``"disjoint"`` (default): every parameter belongs to one stage; stage 2 freezes the fusion
+        network, a stage's input from the stage before is detached. ``"paper"`` (Algorithm 1): each
+        stage recomputes its forward pass and updates every module upstream of its loss with one
+        internal Adam (the discriminator keeps its own); the last stage's loss goes to the trainer
+        undetached. ``stages="one"`` is the same under both.
+    extractor : {"linear", "bilstm"}
+        How a generator reads the available modalities: ``"linear"`` (default) a linear token per
+        observed entry; ``"bilstm"`` the paper's Conv + BiLSTM :class:`FeatureExtractor` per modality
+        over the conversation first (shared by the generators; even ``width``).
+    hddm, ur, disc, mr : bool
+        ``False`` removes a component with its parameters and loss term (Tables 3–4): the diffusion
+        generator (the sample becomes mean fill, zero in standardised space), the unimodal
+        reconstructor (the sample is the unimodal recovery), the discriminator (no ``L_D``, no
+        ``L_adv``) or the multimodal reconstructor (the unimodal recovery is the recovery). The stage
+        weights stay as they are; a removed term is zero.
     timesteps : int
         ``T`` of the training diffusion (≥ 2; 50).
     sample_steps : int
@@ -200,14 +255,16 @@ class RoHyDR(Recoverer):
     Shapes: ``batch.features[m]`` ``(B, N, d_m)``, ``observed`` ``(B, N, M)`` → :class:`Recovery` with
     ``(B, N, d_m)`` features and ``extras["sample_<m>"]`` (the generator's sample before the
     reconstructors). ``training_step`` returns ``{"generator", "fusion", "classifier"}`` (the stage
-    losses; in ``"multi"`` the first two are detached, already minimised inside the step) and puts the
-    single terms (``hddm, ur, disc, adv, rec, c1, c2``, 0-d, detached) in ``extras``.
+    losses; a loss already minimised inside the step — stage 1 in ``"multi"`` and ``"two"``, stage 2
+    in ``"multi"`` — is detached) and puts the single terms (``hddm, ur, disc, adv, rec, c1, c2``,
+    0-d, detached) in ``extras``.
     """
 
     stochastic = True  # ancestral DDPM sampling
 
     def __init__(self, modalities, feature_dims, *, graph_config=None, stages: str = "multi",
-                 timesteps: int = 50, sample_steps: int = 10, train_sample_steps: int = 4,
+                 optimisation: str = "disjoint", extractor: str = "linear", hddm: bool = True,
+                 ur: bool = True, disc: bool = True, mr: bool = True, timesteps: int = 50, sample_steps: int = 10, train_sample_steps: int = 4,
                  width: int = 32, layers: int = 2, heads: int = 2, fusion_dim: int = 32,
                  hidden: int = 64, vlb_weight: float = 1e-3, lambda_g: float = 1.0,
                  lambda_al: float = 0.5, lambda_c: float = 0.5, lr: float = 1e-3,
@@ -215,6 +272,16 @@ class RoHyDR(Recoverer):
         super().__init__(modalities, feature_dims, graph_config=graph_config)
         if stages not in STAGES:
             raise ValueError(f"stages must be one of {list(STAGES)}, got {stages!r}")
+        if optimisation not in OPTIMISATIONS:
+            raise ValueError(f"optimisation must be one of {list(OPTIMISATIONS)}, got {optimisation!r}")
+        if extractor not in EXTRACTORS:
+            raise ValueError(f"extractor must be one of {list(EXTRACTORS)}, got {extractor!r}")
+        switches = {"hddm": hddm, "ur": ur, "disc": disc, "mr": mr}
+        bad = {k: v for k, v in switches.items() if not isinstance(v, bool)}
+        if bad:
+            raise ValueError(f"these RoHyDR switches must be true or false: {bad}")
+        if extractor == "bilstm" and int(width) % 2:
+            raise ValueError(f"extractor='bilstm' needs an even width, got {width}")
         if int(timesteps) < 2:
             raise ValueError(f"timesteps must be >= 2, got {timesteps}")
         for name, steps in (("sample_steps", sample_steps), ("train_sample_steps", train_sample_steps)):
@@ -235,26 +302,34 @@ class RoHyDR(Recoverer):
             raise ValueError(f"lr must be > 0, got {lr}")
         if int(max_classes) < 2:
             raise ValueError(f"max_classes must be >= 2, got {max_classes}")
-        self.stages = stages
+        self.stages, self.optimisation, self.extractor = stages, optimisation, extractor
+        self.use_hddm, self.use_ur, self.use_disc, self.use_mr = hddm, ur, disc, mr
+        # Without the diffusion generator nothing samples.
+        self.stochastic = hddm
         self.schedule = DDPMSchedule.cosine(int(timesteps))
         self.sample_steps, self.train_sample_steps = int(sample_steps), int(train_sample_steps)
         self.vlb_weight, self.lambda_g = float(vlb_weight), float(lambda_g)
         self.lambda_al, self.lambda_c, self.lr = float(lambda_al), float(lambda_c), float(lr)
         self.max_classes = int(max_classes)
         dims = self.feature_dims
+        bilstm = hddm and extractor == "bilstm"
+        self.extractors = nn.ModuleDict(
+            {m: FeatureExtractor(d, width) for m, d in dims.items()} if bilstm else {})
+        read = {m: (width if bilstm else d) for m, d in dims.items()}
         self.generators = nn.ModuleDict({
-            m: ConditionalDenoiser(d, {o: dims[o] for o in self.modalities if o != m}, int(timesteps),
+            m: ConditionalDenoiser(d, {o: read[o] for o in self.modalities if o != m}, int(timesteps),
                                    width, layers, heads)
             for m, d in dims.items()
-        })
-        self.unimodal = nn.ModuleDict({m: _UnimodalReconstructor(d, hidden) for m, d in dims.items()})
+        } if hddm else {})
+        self.unimodal = nn.ModuleDict(
+            {m: _UnimodalReconstructor(d, hidden) for m, d in dims.items()} if ur else {})
         total = sum(dims.values())
-        self.multimodal = _MultimodalReconstructor(total, len(self.modalities), hidden)
+        self.multimodal = _MultimodalReconstructor(total, len(self.modalities), hidden) if mr else None
         # LayerNorm without affine fixes the fused scale: L_rec cannot fall by shrinking it.
         self.fusion = nn.Sequential(nn.Linear(total, hidden), nn.ReLU(), nn.Linear(hidden, fusion_dim),
                                     nn.LayerNorm(fusion_dim, elementwise_affine=False))
-        self.discriminator = nn.Sequential(nn.Linear(fusion_dim, hidden), nn.LeakyReLU(0.2),
-                                           nn.Linear(hidden, 1))
+        self.discriminator = (nn.Sequential(nn.Linear(fusion_dim, hidden), nn.LeakyReLU(0.2),
+                                            nn.Linear(hidden, 1)) if disc else None)
         self.classifier = nn.Sequential(nn.Linear(fusion_dim, hidden), nn.ReLU(),
                                         nn.Linear(hidden, self.max_classes))
         self._optimisers: dict[str, torch.optim.Adam] | None = None
@@ -263,14 +338,22 @@ class RoHyDR(Recoverer):
 
     # ------------------------------------------------------------------------ optimiser state
     def stage_parameters(self) -> dict[str, list[nn.Parameter]]:
-        """The parameters each internal optimiser owns: ``discriminator`` always, ``generator``
-        (generators + unimodal reconstructors) and ``fusion`` (multimodal reconstructor) in
-        ``"multi"``. Everything else is the trainer's."""
-        groups = {"discriminator": list(self.discriminator.parameters())}
-        if self.stages == "multi":
-            groups["generator"] = [*self.generators.parameters(), *self.unimodal.parameters()]
-            groups["fusion"] = list(self.multimodal.parameters())
-        return groups
+        """The parameters each internal optimiser owns. ``discriminator`` always (with ``disc``). With
+        ``optimisation="disjoint"``: ``generator`` (extractors, generators, unimodal reconstructors)
+        in ``"multi"`` and ``"two"``, ``fusion`` (multimodal reconstructor) in ``"multi"``; with
+        ``"paper"`` one ``model`` optimiser over every other parameter of the recoverer (Algorithm 1's
+        ``O``; a stage's backward reaches only the modules upstream of its loss). Everything else is the
+        trainer's. Groups without parameters (a removed component) are left out."""
+        groups = {"discriminator": list(self.discriminator.parameters()) if self.discriminator else []}
+        if self.stages != "one":
+            if self.optimisation == "paper":
+                groups["model"] = [p for n, p in self.named_parameters() if not n.startswith("discriminator.")]
+            else:
+                groups["generator"] = [*self.extractors.parameters(), *self.generators.parameters(),
+                                       *self.unimodal.parameters()]
+                if self.stages == "multi":
+                    groups["fusion"] = list(self.multimodal.parameters()) if self.multimodal else []
+        return {k: v for k, v in groups.items() if v}
 
     def optimisers(self) -> dict[str, torch.optim.Adam]:
         """The internal Adam optimisers, created on first use (after the model has been moved to its
@@ -303,7 +386,12 @@ class RoHyDR(Recoverer):
         self._pending_state = state.detach().cpu().clone() if state.numel() else None
 
     def _update(self, name: str, loss: Tensor) -> None:
-        opt = self.optimisers()[name]
+        """One step of internal optimiser ``name`` on ``loss``; nothing when the group does not exist
+        (a removed component) or the loss reaches no parameter."""
+        opts = self.optimisers()
+        if name not in opts or not loss.requires_grad:
+            return
+        opt = opts[name]
         params = [p for group in opt.param_groups for p in group["params"]]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -313,15 +401,25 @@ class RoHyDR(Recoverer):
         opt.zero_grad(set_to_none=True)
 
     # ------------------------------------------------------------------------ unimodal recovery
-    def _tokens(self, seen: dict[str, Tensor], observed: Tensor, m: str) -> tuple[Tensor, Tensor]:
+    def _readings(self, batch: ConversationBatch, observed: Tensor) -> dict[str, Tensor]:
+        """What the generators read of each modality: its observed entries ``(B, N, d_m)`` zero
+        elsewhere, or with ``extractor="bilstm"`` their :class:`FeatureExtractor` features
+        ``(B, N, width)``."""
+        seen = observed_only(batch, observed)
+        if not len(self.extractors):
+            return seen
+        return {m: self.extractors[m](seen[m], observed[:, :, k], batch.utterance_mask)
+                for k, m in enumerate(self.modalities)}
+
+    def _tokens(self, read: dict[str, Tensor], observed: Tensor, m: str) -> tuple[Tensor, Tensor]:
         net = self.generators[m]
         cmask = observed[:, :, [self.modality_index(o) for o in net.condition_names]]
-        return net.tokens({o: seen[o] for o in net.condition_names}, cmask)
+        return net.tokens({o: read[o] for o in net.condition_names}, cmask)
 
     def hddm_loss(self, batch: ConversationBatch, observed: Tensor, targets: list[str]) -> Tensor:
         """``Σ_m ‖x̂_0 − x_0‖² + λ_vlb T · L_t`` over the real utterances of the target modalities, one
         ``t ~ U{0 … T−1}`` per conversation; the mean inside ``L_t`` is detached (improved DDPM)."""
-        seen = observed_only(batch, observed)
+        read = self._readings(batch, observed)
         mask = batch.utterance_mask
         sched, T = self.schedule, len(self.schedule)
         total = batch.features[self.modalities[0]].new_zeros(())
@@ -330,7 +428,7 @@ class RoHyDR(Recoverer):
             t = torch.randint(0, T, (x0.shape[0],), device=x0.device)
             noise = torch.randn_like(x0)
             x_t = sched.q_sample(x0, t, noise)
-            x0_hat, frac = self.generators[m](x_t, t, mask, self._tokens(seen, observed, m))
+            x0_hat, frac = self.generators[m](x_t, t, mask, self._tokens(read, observed, m))
             simple = (x0_hat - x0).pow(2).mean(-1)[mask].mean()
             mean, _ = sched.posterior(x0_hat.detach(), x_t, t)
             logvar = sched.model_log_variance(frac, t)
@@ -345,16 +443,20 @@ class RoHyDR(Recoverer):
     def sample(self, batch: ConversationBatch, observed: Tensor, targets: list[str],
                steps: int) -> dict[str, Tensor]:
         """Ancestral samples ``{m: (B, N, d_m)}`` of the target modalities over ``steps`` respaced
-        steps, observed entries imposed at every noise level and exactly at the end."""
+        steps, observed entries imposed at every noise level and exactly at the end. Without the
+        generator (``hddm=False``): the observed entries, the training mean (zero) elsewhere."""
+        seen = observed_only(batch, observed)
+        if not self.use_hddm:
+            return {m: seen[m] for m in targets}
         if steps not in self._respaced:
             self._respaced[steps] = self.schedule.respaced(steps)
         sched = self._respaced[steps]
-        seen = observed_only(batch, observed)
+        read = self._readings(batch, observed)
         mask = batch.utterance_mask
         B = mask.shape[0]
         out = {}
         for m in targets:
-            net, tokens = self.generators[m], self._tokens(seen, observed, m)
+            net, tokens = self.generators[m], self._tokens(read, observed, m)
             known = observed[:, :, self.modality_index(m), None]
             x = torch.randn_like(seen[m])
             for i in range(len(sched) - 1, -1, -1):
@@ -371,12 +473,16 @@ class RoHyDR(Recoverer):
         return out
 
     def _unimodal(self, batch: ConversationBatch, samples: dict[str, Tensor]) -> dict[str, Tensor]:
+        if not self.use_ur:
+            return dict(samples)
         return {m: self.unimodal[m](s, batch.utterance_mask) for m, s in samples.items()}
 
     # ------------------------------------------------------------------------ multimodal recovery
     def _multimodal(self, batch: ConversationBatch, observed: Tensor,
                     features: dict[str, Tensor]) -> dict[str, Tensor]:
         """Merged features after the multimodal reconstructor (only unobserved entries change)."""
+        if self.multimodal is None:
+            return merge_observed(batch, observed, features)
         x = torch.cat([features[m] for m in self.modalities], dim=-1)
         y = self.multimodal(x, batch.observed_entries(observed).to(x.dtype))
         split = torch.split(y, [self.feature_dims[m] for m in self.modalities], dim=-1)
@@ -419,42 +525,53 @@ class RoHyDR(Recoverer):
                         extras={f"sample_{m}": s for m, s in samples.items()})
 
     def training_step(self, batch: ConversationBatch, observed: Tensor):
-        """The three stages on one batch (``docs/rohydr.md``, "Optimisation", says who updates what)."""
-        multi = self.stages == "multi"
+        """The stages on one batch (``docs/rohydr.md``, "Optimisation", says who updates what)."""
+        staged = self.stages != "one"
+        paper = staged and self.optimisation == "paper"
+        own = "model" if paper else None
         targets = self.modalities_to_recover(batch, observed)
         zero = batch.features[self.modalities[0]].new_zeros(())
+        partial = batch.missing_entries(observed).any(-1)
         complete = self.fuse(batch.features)  # stage 3's L_C2 path; detached it is stage 2's target
-
-        # Stage 1: generators + unimodal reconstructors.
         samples = self.sample(batch, observed, targets, self.train_sample_steps) if targets else {}
+
+        # Stage 1: extractors, generators + unimodal reconstructors.
         refined = self._unimodal(batch, samples)
-        hddm = self.hddm_loss(batch, observed, targets) if targets else zero
-        ur = dropped_mse(batch, observed, refined)
+        hddm = self.hddm_loss(batch, observed, targets) if targets and self.use_hddm else zero
+        ur = dropped_mse(batch, observed, refined) if self.use_ur else zero
         generator = (hddm + self.lambda_g * ur) / (1.0 + self.lambda_g)
-        if multi and targets:
-            self._update("generator", generator)
+        if staged and targets:
+            self._update(own or "generator", generator)
+            if paper:  # Algorithm 1 passes the input again through the updated modules
+                refined = self._unimodal(batch, samples)
         unimodal = merge_observed(batch, observed, refined)
-        if multi:
+        if staged and not paper:
             unimodal = {m: x.detach() for m, x in unimodal.items()}
 
         # Stage 2: the discriminator, then the multimodal reconstructor against it.
         recovered = self._multimodal(batch, observed, unimodal)
-        partial = batch.missing_entries(observed).any(-1)
         disc = adv = rec = zero
         if bool(partial.any()):
-            with _frozen(self.fusion) if multi else nullcontext():
+            freeze = self.stages == "multi" and not paper
+            with _frozen(self.fusion) if freeze else nullcontext():
                 fake = self.fuse(recovered)[partial]
             real = complete.detach()[partial]
-            disc = self.discriminator_step(real, fake)
-            with _frozen(self.discriminator):
-                logits = self.discriminator(fake)
-            adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
+            if self.use_disc:
+                disc = self.discriminator_step(real, fake)
+                with _frozen(self.discriminator):
+                    logits = self.discriminator(fake)
+                adv = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits))
             rec = (fake - real).pow(2).mean(-1).mean() + dropped_mse(batch, observed, recovered)
         fusion = self.lambda_al * adv + (1.0 - self.lambda_al) * rec
-        if multi and bool(partial.any()):
-            self._update("fusion", fusion)
-        if multi:
-            recovered = {m: x.detach() for m, x in recovered.items()}
+        if self.stages == "multi":
+            if bool(partial.any()):
+                self._update(own or "fusion", fusion)
+            if paper:
+                unimodal = merge_observed(batch, observed, self._unimodal(batch, samples))
+                recovered = self._multimodal(batch, observed, unimodal)
+                complete = self.fuse(batch.features)
+            else:
+                recovered = {m: x.detach() for m, x in recovered.items()}
 
         # Stage 3: the classifier on recovered (L_C1) and complete (L_C2) fused representations.
         c1 = self.classifier_loss(self.fuse(recovered), batch)
@@ -462,8 +579,10 @@ class RoHyDR(Recoverer):
         classifier = self.lambda_c * c1 + (1.0 - self.lambda_c) * c2
 
         losses = {"generator": generator, "fusion": fusion, "classifier": classifier}
-        if multi:
-            losses.update(generator=generator.detach(), fusion=fusion.detach())
+        if staged:
+            losses["generator"] = generator.detach()
+        if self.stages == "multi":
+            losses["fusion"] = fusion.detach()
         terms = {"hddm": hddm, "ur": ur, "disc": disc, "adv": adv, "rec": rec, "c1": c1, "c2": c2}
         extras = {k: v.detach() for k, v in terms.items()}
         extras.update({f"sample_{m}": s for m, s in samples.items()})

@@ -31,7 +31,15 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-__all__ = ["DataParallel"]
+__all__ = ["DataParallel", "index_batches"]
+
+
+def index_batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[list[int]]:
+    """The shuffled batches of positions ``0 … n−1`` of one epoch: exactly those of
+    ``DataLoader(data, batch_size, shuffle=True, generator=generator)`` over ``n`` items (a
+    ``DataLoader`` draws the permutation from ``generator`` the same way)."""
+    return iter(DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=generator,
+                           collate_fn=list))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,14 +116,11 @@ class DataParallel:
                 generator: torch.Generator) -> Iterator[tuple[list[int], bool]]:
         """This rank's part of each global batch, and whether it is real.
 
-        The global batches are those of ``DataLoader(range(n), batch_size, shuffle=True,
-        generator=generator)`` in a single process; rank ``r`` takes positions ``r::world_size`` of
-        each. A rank with nothing in a short last batch gets that batch's first conversation as a
+        The global batches are those of :func:`index_batches` in a single process; rank ``r`` takes
+        positions ``r::world_size`` of each. A rank with nothing in a short last batch gets that batch's first conversation as a
         stand-in (``False``): it must still take part in the gradient all-reduce, with weight 0.
         """
-        # Through a DataLoader like the single-process one: it draws from ``generator`` too.
-        for batch in DataLoader(range(n), batch_size=batch_size, shuffle=True, generator=generator,
-                                collate_fn=list):
+        for batch in index_batches(n, batch_size, generator):
             part = batch[self.rank::self.world_size]
             yield (part, True) if part else (batch[:1], False)
 

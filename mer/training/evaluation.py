@@ -34,6 +34,7 @@ from mer.nn.task_loss import task_loss
 from mer.recoverers import recovery_error
 from mer.training.build import build_model, device_of
 from mer.training.checkpoint import Checkpoint, check_dataset_matches
+from mer.training.memory import conversations_within, step_budget
 
 __all__ = ["evaluate_model", "evaluation_seed", "seeded_rng", "TrainedModel"]
 
@@ -181,6 +182,39 @@ def _predict_once(model: MERModel, conversations: Sequence, masks: Sequence[np.n
     return torch.cat(outputs).numpy()
 
 
+def _ids(conversations: Sequence) -> dict[str, np.ndarray]:
+    """``conversation_id`` and ``utterance_id`` ``(n,)`` of every utterance, in order."""
+    return {
+        "conversation_id": np.array([c.conversation_id for c in conversations
+                                     for _ in range(c.num_utterances)], dtype=str),
+        "utterance_id": np.array([u for c in conversations for u in c.utterance_ids], dtype=str),
+    }
+
+
+def _rows(conversations: Sequence, masks: Sequence[np.ndarray], modalities) -> dict[str, np.ndarray]:
+    """``label`` ``(n,)``, ``availability`` ``(n, M)`` and ``modalities`` ``(M,)`` of every utterance."""
+    return {
+        "label": np.concatenate([np.asarray(c.labels).reshape(-1) for c in conversations]),
+        "availability": np.concatenate([np.asarray(m, dtype=bool) for m in masks]),
+        "modalities": np.array(list(modalities), dtype=str),
+    }
+
+
+def _recover_once(model: MERModel, conversations: Sequence, masks: Sequence[np.ndarray], batch_size: int,
+                  device) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """One pass's recovered and real standardised features of the real utterances, in order:
+    ``({m: (n, d_m)}, {m: (n, d_m)})`` float64."""
+    recovered: dict[str, list] = {}
+    real: dict[str, list] = {}
+    for batch, out in _passes(model, conversations, masks, batch_size, device):
+        keep = batch.utterance_mask
+        for m, x in out.batch.features.items():
+            recovered.setdefault(m, []).append(out.recovery.features[m][keep].double().cpu())
+            real.setdefault(m, []).append(x[keep].double().cpu())
+    return ({m: torch.cat(v).numpy() for m, v in recovered.items()},
+            {m: torch.cat(v).numpy() for m, v in real.items()})
+
+
 class TrainedModel:
     """A trained :class:`MERModel` with the config, seed and history that produced it.
 
@@ -247,7 +281,7 @@ class TrainedModel:
             self.model,
             list(part),
             mask_list,
-            batch_size=batch_size or self.config.train.eval_batch_size,
+            batch_size=self._batch_size(dataset, batch_size),
             device=self.device,
             regression_loss=self.config.train.regression_loss,
             seed=self.config.seed if seed is None else int(seed),
@@ -292,32 +326,90 @@ class TrainedModel:
         conversations = list(part)
         if not conversations:
             raise ValueError(f"the {split!r} split of dataset {dataset.name!r} is empty; nothing to predict")
-        samples = self.config.train.eval_samples if samples is None else samples
-        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-        draws = int(samples) if getattr(self.model.recoverer, "stochastic", False) else 1
+        draws = self._draws(self.config.train.eval_samples if samples is None else samples)
         run_seed = self.config.seed if seed is None else int(seed)
-        size = batch_size or self.config.train.eval_batch_size
+        size = self._batch_size(dataset, batch_size)
         total = None
         for k in range(draws):
             with seeded_rng(evaluation_seed(run_seed, split, k), self.device):
                 out = _predict_once(self.model, conversations, mask_list, size, self.device)
             total = out if total is None else total + out
         output = total / draws
-        result = {
-            "conversation_id": np.array([c.conversation_id for c in conversations
-                                         for _ in range(c.num_utterances)], dtype=str),
-            "utterance_id": np.array([u for c in conversations for u in c.utterance_ids], dtype=str),
-        }
+        result = _ids(conversations)
         if self.model.task == "classification":
             result["predicted_class"] = output.argmax(axis=1).astype(np.int64)
             result["probabilities"] = output
         else:
             result["prediction"] = output
-        result["label"] = np.concatenate([np.asarray(c.labels).reshape(-1) for c in conversations])
-        result["availability"] = np.concatenate([np.asarray(m, dtype=bool) for m in mask_list])
-        result["modalities"] = np.array(dataset.modalities, dtype=str)
+        result.update(_rows(conversations, mask_list, dataset.modalities))
         return result
+
+    def recover(
+        self,
+        dataset: ConversationDataset,
+        split: str = "test",
+        masks: Any = None,
+        *,
+        batch_size: int | None = None,
+        samples: int = 1,
+        seed: int | None = None,
+    ) -> dict[str, Any]:
+        """The recovered and the real features of every utterance of ``dataset.split(split)``.
+
+        The inputs, masks and seeded noise of :meth:`evaluate` (``masks``, ``batch_size`` and
+        ``seed`` mean the same). With ``samples = K > 1`` a sampling recoverer's ``K`` seeded
+        recoveries are **averaged** (an estimate of the posterior mean from ``K`` posterior samples:
+        its expected squared error is ``(1 + 1/K)`` times the posterior variance for exact samples);
+        :meth:`evaluate` averages metrics instead.
+
+        Returns
+        -------
+        dict, one row per utterance (``n``), conversations in split order:
+
+        * ``recovered``, ``real`` — ``{modality: (n, d_m) float64}`` in the model's standardised units
+          (training-split statistics, the units of ``recovery_mse``); observed entries of
+          ``recovered`` are the real ones;
+        * ``availability`` ``(n, M)`` bool, ``modalities`` ``(M,)``, ``label`` ``(n,)``,
+          ``conversation_id`` / ``utterance_id`` ``(n,)``;
+        * ``recovery_mse`` — the per-feature MSE over the unobserved entries (NaN when none), as
+          :meth:`evaluate` computes it from one draw; ``samples`` — the draws averaged.
+        """
+        draws = self._draws(samples)
+        part, mask_list = self._split_and_masks(dataset, split, masks)
+        conversations = list(part)
+        if not conversations:
+            raise ValueError(f"the {split!r} split of dataset {dataset.name!r} is empty; nothing to recover")
+        run_seed = self.config.seed if seed is None else int(seed)
+        size = self._batch_size(dataset, batch_size)
+        modalities = list(dataset.modalities)
+        total: dict[str, np.ndarray] | None = None
+        for k in range(draws):
+            with seeded_rng(evaluation_seed(run_seed, split, k), self.device), torch.no_grad():
+                recovered, real = _recover_once(self.model, conversations, mask_list, size, self.device)
+            total = recovered if total is None else {m: total[m] + recovered[m] for m in modalities}
+        recovered = {m: total[m] / draws for m in modalities}
+        result = {"recovered": recovered, "real": real, **_ids(conversations),
+                  **_rows(conversations, mask_list, modalities)}
+        missing = ~result["availability"]
+        sse = sum(float(((recovered[m] - real[m])[missing[:, j]] ** 2).sum()) for j, m in enumerate(modalities))
+        count = sum(int(missing[:, j].sum()) * real[m].shape[1] for j, m in enumerate(modalities))
+        result["recovery_mse"] = sse / count if count else float("nan")
+        result["samples"] = draws
+        return result
+
+    def _draws(self, samples) -> int:
+        """Seeded draws to run for ``samples`` requested: ``samples``, or 1 for a recoverer that does not
+        sample (every draw would be the same)."""
+        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+        return int(samples) if getattr(self.model.recoverer, "stochastic", False) else 1
+
+    def _batch_size(self, dataset: ConversationDataset, batch_size: int | None) -> int:
+        """``batch_size`` (default ``train.eval_batch_size``), shrunk to fit ``train.step_memory`` for
+        ``dataset``'s longest conversation as in training (:mod:`mer.training.memory`)."""
+        wanted = batch_size or self.config.train.eval_batch_size
+        return conversations_within(self.model.recoverer, dataset.max_utterances, wanted,
+                                    step_budget(self.config.train))
 
     def _split_and_masks(self, dataset: ConversationDataset, split: str, masks: Any) -> tuple:
         """``(dataset.split(split), one (N_i, M) mask per conversation)`` for :meth:`evaluate` and

@@ -40,7 +40,6 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from spectraldiff.atomic import atomic_write_json, remove_stale_temporaries
@@ -66,8 +65,9 @@ from mer.training.checkpoint import (
     rng_state,
     set_rng_state,
 )
-from mer.training.distributed import DataParallel
+from mer.training.distributed import DataParallel, index_batches
 from mer.training.evaluation import TrainedModel, evaluate_model
+from mer.training.memory import StepPlan, plan_steps
 from mer.training.run_lock import RunLock
 from mer.training.run_log import RunLog, epoch_line, split_line, stopping_note
 from mer.training.state import EarlyStopper, TrainState
@@ -187,7 +187,8 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
     model = build_model(cfg, dataset.modalities, dataset.feature_dims, dataset.task, dataset.num_classes)
     model.scaler.fit(dataset, "train")
     model.recoverer.fit_statistics(dataset.split("train"), model.scaler)
-    model.recoverer.check_memory(dataset, cfg.train.batch_size, dev)  # refuse before the first epoch
+    steps = plan_steps(model.recoverer, dataset.max_utterances, cfg.train)
+    model.recoverer.check_memory(dataset, steps.train, dev)  # refuse before the first epoch
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 
@@ -212,15 +213,17 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
     run_log = RunLog(out, append=state.epoch > 0) if main else _Silent()
     with run_log as log, _tracking(trackers, cfg, state.epoch):
         log.info("%s", _start_line(cfg, dataset, dev, out, state.epoch, stopped))
+        if steps.split(cfg.train.batch_size) or steps.eval < cfg.train.eval_batch_size:
+            log.info("%s", _memory_line(steps, cfg))
         for epoch in epochs_bar:
             if stopped:
                 break
             started = time.perf_counter()
             record = train_epoch(net, optimizer, train_part, plan.train(epoch), cfg, epoch, dev,
-                                 parallel=parallel)
+                                 parallel=parallel, micro_batch=steps.train)
             valid = None
             if main:  # data-parallel: rank 0 evaluates the whole split, the others wait for it
-                valid = evaluate_model(model, valid_part, valid_masks, batch_size=cfg.train.eval_batch_size,
+                valid = evaluate_model(model, valid_part, valid_masks, batch_size=steps.eval,
                                        device=dev, regression_loss=cfg.train.regression_loss,
                                        seed=cfg.seed, split="valid")
             if parallel is not None:
@@ -308,15 +311,27 @@ def _start_line(cfg: RunConfig, dataset: ConversationDataset, dev: torch.device,
             f"{cfg.protocol.condition}, seed {cfg.seed}, {dev}")
 
 
+def _memory_line(steps: StepPlan, cfg: RunConfig) -> str:
+    estimate = f"about {steps.estimate / 10**9:.2f} GB" if steps.estimate is not None else "?"
+    return (f"memory: a training batch of {cfg.train.batch_size} conversations of up to "
+            f"{steps.max_utterances} utterances needs {estimate}, over train.step_memory="
+            f"{cfg.train.step_memory}; training runs micro-batches of {steps.train} (gradients "
+            f"accumulated per batch), evaluation batches of {steps.eval}")
+
+
 def _loss_text(loss: float) -> str:
     return "n/a" if not math.isfinite(loss) else f"{loss:.4f}"
 
 
 def train_epoch(model: MERModel, optimizer, part, masks, cfg: RunConfig, epoch: int, device, *,
-                parallel: DataParallel | None = None) -> dict:
+                parallel: DataParallel | None = None, micro_batch: int | None = None) -> dict:
     """One pass over the training conversations ``part`` under ``masks`` (one ``(N_i, M)`` array
     each), shuffled by a generator seeded from ``(cfg.seed, epoch)``; returns the mean of each loss
     term (``train_loss``, ``train_task_loss``, ``train_<recoverer term>``).
+
+    With ``micro_batch`` below ``cfg.train.batch_size`` (:mod:`mer.training.memory`) each batch runs
+    as micro-batches of that many conversations, each loss weighted by its share of the batch's
+    utterances, their gradients accumulated before the batch's one optimizer step.
 
     With ``parallel`` (``model`` then wrapped by :meth:`DataParallel.wrap`) this rank takes its part
     of each global batch, its loss weighted by its share of the batch's utterances; the returned
@@ -326,47 +341,54 @@ def train_epoch(model: MERModel, optimizer, part, masks, cfg: RunConfig, epoch: 
     order = torch.Generator().manual_seed(cfg.seed * 1_000_003 + epoch)
     data = MaskedConversations(part, masks)
     if parallel is None:
-        loader = DataLoader(
-            data,
-            batch_size=cfg.train.batch_size,
-            shuffle=True,
-            generator=order,
-            collate_fn=collate_conversations,
-        )
-        batches = ((batch, True) for batch in loader)
+        batches = ((indices, True) for indices in index_batches(len(data), cfg.train.batch_size, order))
     else:
-        batches = ((collate_conversations([data[i] for i in indices]), real)
-                   for indices, real in parallel.batches(len(data), cfg.train.batch_size, order))
+        batches = parallel.batches(len(data), cfg.train.batch_size, order)
+    step = micro_batch or cfg.train.batch_size
     module = model.module if parallel is not None else model
     sums: dict[str, float] = {}
     n_batches = 0
-    for batch, real in batches:
-        batch = batch.to(device)
-        out = model(batch, with_losses=True)
-        task = task_loss(out.prediction, batch.labels, batch.utterance_mask, module.task,
-                         cfg.train.regression_loss)
-        loss = task
-        if out.recovery_losses:
-            loss = loss + cfg.train.beta * sum(out.recovery_losses.values())
+    for indices, real in batches:
+        pieces = [collate_conversations([data[i] for i in indices[k:k + step]])
+                  for k in range(0, len(indices), step)]
+        utterances = [int(piece.utterance_mask.sum()) for piece in pieces]
+        weight, share = 1.0, 1.0
+        if parallel is not None:
+            weight, share = parallel.loss_weight(sum(utterances) if real else 0, device)
         optimizer.zero_grad(set_to_none=True)
-        share = 1.0
-        if parallel is None:
-            loss.backward()
-        else:
-            weight, share = parallel.loss_weight(int(batch.utterance_mask.sum()) if real else 0, device)
-            (loss * weight).backward()
+        for k, piece in enumerate(pieces):
+            fraction = utterances[k] / sum(utterances) if len(pieces) > 1 else 1.0
+            # Data-parallel: all-reduce the gradients once, after the batch's last piece.
+            syncing = parallel is None or k == len(pieces) - 1
+            with contextlib.nullcontext() if syncing else model.no_sync():
+                terms = _losses(model, module, piece.to(device), cfg)
+                if weight * fraction == 1.0:
+                    terms["train_loss"].backward()
+                else:
+                    (terms["train_loss"] * (weight * fraction)).backward()
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + share * fraction * float(value.detach())
         if cfg.train.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(module.parameters(), cfg.train.grad_clip)
         optimizer.step()
-        terms = {"train_loss": loss, "train_task_loss": task}
-        terms.update({f"train_{k}": v for k, v in out.recovery_losses.items()})
-        for k, v in terms.items():
-            value = float(v.detach())
-            sums[k] = sums.get(k, 0.0) + (value if parallel is None else share * value)
         n_batches += 1
     if parallel is not None:
         sums = parallel.sum_dicts(sums)
     return {k: v / max(n_batches, 1) for k, v in sums.items()}
+
+
+def _losses(model, module: MERModel, batch, cfg: RunConfig) -> dict[str, torch.Tensor]:
+    """``train_loss`` (``L_task + β Σ L_recoverer``), ``train_task_loss`` and ``train_<term>`` of one
+    forward pass of ``model`` (``module``: the model itself, unwrapped from data-parallel)."""
+    out = model(batch, with_losses=True)
+    task = task_loss(out.prediction, batch.labels, batch.utterance_mask, module.task,
+                     cfg.train.regression_loss)
+    loss = task
+    if out.recovery_losses:
+        loss = loss + cfg.train.beta * sum(out.recovery_losses.values())
+    terms = {"train_loss": loss, "train_task_loss": task}
+    terms.update({f"train_{k}": v for k, v in out.recovery_losses.items()})
+    return terms
 
 
 # ---------------------------------------------------------------------------- checkpoints

@@ -162,9 +162,12 @@ def test_parse_bytes_reads_sizes(text, expected):
     assert parse_bytes(text) == expected
 
 
-def test_parse_bytes_rejects_a_non_size():
-    with pytest.raises(ValueError, match="MER_MEMORY_LIMIT"):
-        parse_bytes("lots")
+def test_parse_bytes_rejects_a_non_size_naming_the_setting(monkeypatch):
+    with pytest.raises(ValueError, match="train.step_memory='lots' is not a size"):
+        parse_bytes("lots", "train.step_memory")
+    monkeypatch.setenv(MEMORY_LIMIT_ENV, "1.2.3GB")
+    with pytest.raises(ValueError, match="MER_MEMORY_LIMIT='1.2.3GB' is not a size"):
+        memory_limit()
 
 
 # ------------------------------------------------------------------------------------- helpers

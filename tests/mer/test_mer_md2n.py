@@ -1,6 +1,8 @@
 """MD2N: the transfer schedule Φ keeps the VP marginals; the transfer stage acts only on (t1, t2];
 training lowers the loss; sampling is seeded; the one-stage variant works; settings are validated."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -193,7 +195,11 @@ def test_both_variants_fill_only_missing_entries_and_train(setting, transfer):
     ({"t1": 800, "t2": 800}, "0 < t1 < t2 < num_steps"),
     ({"t2": 1000}, "0 < t1 < t2 < num_steps"),
     ({"t1": 2.5}, "integers"),
-    ({"sampling_steps": 801}, "sampling_steps must lie in \\[1, 800\\]"),
+    ({"sampling_steps": 801, "time_range": "full"}, "sampling_steps must lie in \\[1, 800\\]"),
+    ({"sampling_steps": 602}, "sampling_steps must lie in \\[1, 601\\]"),
+    ({"objective": "all"}, "objective must be one of"),
+    ({"time_range": "t1"}, "time_range must be one of"),
+    ({"decoder": 0}, "decoder must be True or False"),
     ({"train_sampling_steps": 0}, "train_sampling_steps"),
     ({"transfer": "yes"}, "transfer must be True or False"),
     ({"beta_min": 30.0}, "beta_min < beta_max"),
@@ -201,3 +207,142 @@ def test_both_variants_fill_only_missing_entries_and_train(setting, transfer):
 def test_bad_settings_are_rejected_with_a_message_naming_them(kwargs, match):
     with pytest.raises(ValueError, match=match):
         build_recoverer("md2n", ["t", "a"], {"t": 2, "a": 3}, **kwargs)
+
+
+# ------------------------------------------------------------------ issue 16: the paper's switches
+def _md2n(ds, seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return build_recoverer("md2n", ds.modalities, ds.feature_dims, **{**FAST, **kwargs})
+
+
+@pytest.mark.parametrize("time_range, low, high", [("paper", T1 + 1, T), ("full", 1, T2)])
+def test_the_time_range_sets_the_training_steps_and_where_sampling_ends(setting, time_range, low, high):
+    ds, batch = setting
+    rec = _md2n(ds, time_range=time_range)
+    torch.manual_seed(0)
+    steps = rec.training_steps(20000)
+    assert int(steps.min()) == low and int(steps.max()) == high
+    grid = rec.grid(4).tolist()
+    assert grid[0] == T2 and grid[-1] == 0
+    assert grid[-2] == (T1 if time_range == "paper" else round(T2 / 4))
+    # The diffusion loss draws its steps from training_steps and nowhere else.
+    drawn = []
+    original = rec.training_steps
+    rec.training_steps = lambda n, device=None: drawn.append(original(n, device)) or drawn[-1]
+    rec.train().training_step(batch, batch.availability)
+    assert drawn and all(low <= int(i.min()) and int(i.max()) <= high for i in drawn)
+
+
+def test_the_time_range_changes_nothing_but_the_steps(setting):
+    ds, _ = setting
+    paper, full = _md2n(ds), _md2n(ds, time_range="full")
+    assert all(torch.equal(p, q) for p, q in zip(paper.parameters(), full.parameters()))
+
+
+def _complete(batch):
+    return batch.utterance_mask[:, :, None].expand_as(batch.availability).clone()
+
+
+def test_the_papers_objective_trains_on_complete_data_and_the_dropped_one_does_not(setting):
+    ds, batch = setting
+    complete = _complete(batch)
+    paper = _md2n(ds).train()
+    _, losses = paper.training_step(batch, complete)
+    assert set(losses) == {"diffusion", "rec", "align"}
+    assert all(float(v) > 0 for v in losses.values())
+    sum(losses.values()).backward()
+    for part in ("denoisers", "decoders", "project", "encode"):
+        assert any(p.grad is not None and float(p.grad.abs().sum()) > 0
+                   for p in getattr(paper, part).parameters()), part
+    for m in ds.modalities:  # duplex: every modality is a target
+        assert paper.denoisers[m].inp.weight.grad is not None
+    _, losses = _md2n(ds, objective="dropped").train().training_step(batch, complete)
+    assert all(float(v) == 0 for v in losses.values())
+
+
+def test_the_objectives_train_on_their_entries(setting):
+    ds, batch = setting
+    for objective in ("paper", "dropped"):
+        rec = _md2n(ds, objective=objective)
+        contexts = rec._contexts(batch, batch.availability, list(ds.modalities))
+        entries = rec.loss_entries(batch, batch.availability, contexts)
+        missing = batch.missing_entries(batch.availability)
+        for k, m in enumerate(ds.modalities):
+            if objective == "dropped":
+                assert torch.equal(entries[m], missing[:, :, k])
+            else:
+                partner = (batch.observed_entries(batch.availability).sum(-1)
+                           - batch.observed_entries(batch.availability)[:, :, k].long()) > 0
+                assert torch.equal(entries[m], partner & batch.utterance_mask)
+                assert bool((entries[m] & ~missing[:, :, k]).any()), "observed entries train too"
+
+
+def _recover_with_own_modality_changed(rec, batch, k):
+    m = batch.modalities[k]
+    outs = []
+    for shift in (0.0, 2.0):
+        features = dict(batch.features)
+        features[m] = batch.features[m] + shift * batch.availability[:, :, k, None]
+        with torch.no_grad():
+            torch.manual_seed(9)
+            outs.append(rec.recover(dataclasses.replace(batch, features=features), batch.availability).features[m])
+    miss = batch.missing_entries(batch.availability)[:, :, k]
+    return outs[0][miss], outs[1][miss]
+
+
+def test_only_the_dropped_objective_reads_the_target_modality_elsewhere_in_the_conversation(setting):
+    ds, batch = setting
+    a, b = _recover_with_own_modality_changed(_md2n(ds).eval(), batch, 0)
+    assert torch.allclose(a, b, atol=1e-6)
+    a, b = _recover_with_own_modality_changed(_md2n(ds, objective="dropped").eval(), batch, 0)
+    assert not torch.allclose(a, b, atol=1e-4)
+
+
+def test_the_training_sampler_defaults_to_the_inference_sampler(setting):
+    ds, _ = setting
+    assert _md2n(ds, sampling_steps=7, train_sampling_steps=None).train_sampling_steps == 7
+    assert build_recoverer("md2n", ds.modalities, ds.feature_dims).train_sampling_steps == 10
+
+
+def test_without_the_decoder_the_sample_is_the_recovery_and_rec_is_gone(setting):
+    ds, batch = setting
+    rec = _md2n(ds, decoder=False)
+    assert not list(rec.decoders.parameters())
+    assert {n for n, _ in rec.named_parameters()} == {
+        n for n, _ in _md2n(ds).named_parameters() if not n.startswith("decoders.")}
+    with torch.no_grad():
+        out = rec.eval().recover(batch, batch.availability)
+    missing = batch.missing_entries(batch.availability)
+    for k, m in enumerate(ds.modalities):
+        assert torch.equal(out.features[m][missing[:, :, k]], out.extras[f"sample_{m}"][missing[:, :, k]])
+    _, losses = rec.train().training_step(batch, batch.availability)
+    assert set(losses) == {"diffusion", "align"}
+
+
+def test_without_encoders_the_source_reads_padded_raw_features(setting):
+    ds, batch = setting
+    rec = _md2n(ds, encoders=False)
+    assert not list(rec.encode.parameters())
+    widest = max(ds.feature_dims.values())
+    assert all(p.in_features == widest for p in rec.project.values())
+    assert {n for n, _ in rec.named_parameters() if not n.startswith(("encode.", "project."))} == {
+        n for n, _ in _md2n(ds).named_parameters() if not n.startswith(("encode.", "project."))}
+    _, losses = rec.train().training_step(batch, batch.availability)
+    assert all(torch.isfinite(v) and float(v) > 0 for v in losses.values())
+
+
+def test_the_complete_training_protocol_trains_md2n_and_keeps_test_masks(setting):
+    from mer.data.protocol import MaskPlan, MissingProtocol
+
+    ds = synthetic_conversations(seed=0, num_conversations=30)
+    protocol = MissingProtocol.parse(0.4)
+    plan, usual = MaskPlan(ds, protocol, 1, "complete"), MaskPlan(ds, protocol, 1)
+    assert all(mask.all() for epoch in (0, 3) for mask in plan.train(epoch))
+    assert not all(mask.all() for mask in usual.train(0))
+    for split in ("valid", "test"):
+        assert all((a == b).all() for a, b in zip(plan.split(split), usual.split(split)))
+    config = {"model": {"dim": 16}, "train": {"epochs": 2, "batch_size": 8, "patience": 0,
+                                              "train_masks": "complete"}}
+    model = mer.train(ds, recoverer="md2n", masks=0.4, config=config, seed=3, recoverer_kwargs=FAST)
+    assert all(h["train_diffusion"] > 0 and h["train_rec"] > 0 for h in model.history)
+    assert model.evaluate(ds, "test")["recovery_mse"] > 0

@@ -170,7 +170,7 @@ def test_classification_labels_must_fit_the_classifier(dataset):
 
 
 @pytest.mark.parametrize("bad, match", [
-    ({"stages": "two"}, "stages must be one of"),
+    ({"stages": "three"}, "stages must be one of"),
     ({"lambda_al": 1.5}, "lambda_al"),
     ({"sample_steps": 11}, "sample_steps must be in"),
     ({"width": 15, "heads": 2}, "divisible"),
@@ -178,3 +178,129 @@ def test_classification_labels_must_fit_the_classifier(dataset):
 def test_bad_settings_are_rejected_with_a_clear_message(dataset, bad, match):
     with pytest.raises(ValueError, match=match):
         _recoverer(dataset, **bad)
+
+
+# ------------------------------------------------------------------ issue 16: the paper's switches
+def _top(names):
+    return {k.split(".")[0] for k in names}
+
+
+def _grads_of_returned_losses(rec, batch):
+    """Top-level modules the returned stage losses reach (what the trainer's optimiser would update)."""
+    _, losses = rec.training_step(batch, batch.availability)
+    rec.zero_grad(set_to_none=True)
+    sum(v for v in losses.values() if v.requires_grad).backward()
+    return _top(k for k, p in rec.named_parameters() if p.grad is not None and bool(p.grad.abs().sum() > 0))
+
+
+@pytest.mark.parametrize("kwargs, groups", [
+    ({}, {"discriminator", "generator", "fusion"}),
+    ({"stages": "two"}, {"discriminator", "generator"}),
+    ({"stages": "one"}, {"discriminator"}),
+    ({"optimisation": "paper"}, {"discriminator", "model"}),
+    ({"stages": "two", "optimisation": "paper"}, {"discriminator", "model"}),
+    ({"disc": False}, {"generator", "fusion"}),
+    ({"mr": False}, {"discriminator", "generator"}),
+])
+def test_each_setting_gives_its_internal_optimiser_groups(dataset, kwargs, groups):
+    rec = _recoverer(dataset, **kwargs)
+    owned = rec.stage_parameters()
+    assert set(owned) == groups
+    if "model" in owned:
+        assert {id(p) for p in owned["model"]} == {
+            id(p) for k, p in rec.named_parameters() if not k.startswith("discriminator.")}
+
+
+def test_the_papers_optimisation_lets_each_stage_update_every_upstream_module(dataset, batch):
+    # Algorithm 1: stage 2 updates the fusion network too (disjoint freezes it), and the last stage's
+    # loss reaches the reconstructors (disjoint detaches them).
+    paper = _recoverer(dataset, optimisation="paper").train()
+    before = _snapshot(paper)
+    paper.training_step(batch, batch.availability)
+    assert _top(_changed(before, paper)) == {"generators", "unimodal", "multimodal", "fusion", "discriminator"}
+    assert _grads_of_returned_losses(_recoverer(dataset, optimisation="paper").train(), batch) == {
+        "unimodal", "multimodal", "fusion", "classifier"}
+    assert _grads_of_returned_losses(_recoverer(dataset).train(), batch) == {"fusion", "classifier"}
+
+
+def test_the_two_stage_strategy_steps_stage_one_inside_and_returns_the_rest(dataset, batch):
+    rec = _recoverer(dataset, stages="two").train()
+    before = _snapshot(rec)
+    _, losses = rec.training_step(batch, batch.availability)
+    assert _top(_changed(before, rec)) == {"generators", "unimodal", "discriminator"}
+    assert not losses["generator"].requires_grad
+    assert losses["fusion"].requires_grad and losses["classifier"].requires_grad
+    assert _grads_of_returned_losses(_recoverer(dataset, stages="two").train(), batch) == {
+        "multimodal", "fusion", "classifier"}
+
+
+@pytest.mark.parametrize("switch, module, terms", [
+    ("hddm", "generators", {"hddm"}),
+    ("ur", "unimodal", {"ur"}),
+    ("disc", "discriminator", {"disc", "adv"}),
+    ("mr", "multimodal", set()),
+])
+def test_each_ablation_removes_its_module_and_its_loss_terms(dataset, batch, switch, module, terms):
+    full, ablated = _recoverer(dataset).train(), _recoverer(dataset, **{switch: False}).train()
+    assert module in _top(k for k, _ in full.named_parameters())
+    assert module not in _top(k for k, _ in ablated.named_parameters())
+    assert _top(k for k, _ in ablated.named_parameters()) == _top(k for k, _ in full.named_parameters()) - {module}
+    recovery, _ = ablated.training_step(batch, batch.availability)
+    for term in terms:
+        assert float(recovery.extras[term]) == 0.0, term
+    for term in {"hddm", "ur", "disc", "adv", "rec", "c1", "c2"} - terms - ({"ur"} if switch == "hddm" else set()):
+        assert float(recovery.extras[term]) != 0.0, term
+
+
+def test_without_generator_and_reconstructors_the_recovery_is_mean_fill(dataset, batch):
+    rec = _recoverer(dataset, hddm=False, ur=False, mr=False).eval()
+    assert not rec.stochastic
+    with torch.no_grad():
+        out = rec.recover(batch, batch.availability)
+    missing = batch.missing_entries(batch.availability)
+    for k, m in enumerate(dataset.modalities):
+        assert missing[:, :, k].any() and torch.all(out.features[m][missing[:, :, k]] == 0)
+    unimodal_only = _recoverer(dataset, mr=False).eval()
+    with torch.no_grad():
+        torch.manual_seed(4)
+        out = unimodal_only.recover(batch, batch.availability)
+        torch.manual_seed(4)
+        samples = unimodal_only.sample(batch, batch.availability, list(dataset.modalities), 10)
+        refined = unimodal_only._unimodal(batch, samples)
+    for k, m in enumerate(dataset.modalities):
+        miss = missing[:, :, k]
+        assert torch.allclose(out.features[m][miss], refined[m][miss])
+
+
+def test_the_bilstm_extractor_feeds_the_generators_and_ignores_padding(dataset, batch):
+    rec = _recoverer(dataset, extractor="bilstm").eval()
+    assert set(rec.extractors) == set(dataset.modalities)
+    assert any(isinstance(x, torch.nn.LSTM) and x.bidirectional for x in rec.extractors.modules())
+    assert not len(_recoverer(dataset).extractors)
+    m = dataset.modalities[0]
+    x = batch.features[m] * batch.availability[:, :, 0, None]
+    out = rec.extractors[m](x, batch.availability[:, :, 0], batch.utterance_mask)
+    assert torch.all(out[~batch.utterance_mask] == 0)
+    # Two more padded utterances change nothing on the real ones.
+    pad = torch.nn.functional.pad
+    longer = rec.extractors[m](pad(x, (0, 0, 0, 2)), pad(batch.availability[:, :, 0], (0, 2)),
+                               pad(batch.utterance_mask, (0, 2)))
+    assert torch.allclose(longer[:, :x.shape[1]], out, atol=1e-6)
+    _, losses = rec.train().training_step(batch, batch.availability)
+    assert all(torch.isfinite(v) for v in losses.values())
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"optimisation": "paper"},
+    {"stages": "two"},
+    {"stages": "two", "optimisation": "paper"},
+    {"extractor": "bilstm"},
+    {"hddm": False, "disc": False},
+])
+def test_every_new_setting_trains_through_the_trainer(dataset, kwargs):
+    cfg = RunConfig.from_dict(CONFIG).with_settings(
+        [f"recoverer_kwargs.{k}={str(v).lower()}" for k, v in kwargs.items()])
+    trained = mer.train(dataset, recoverer="rohydr", masks=0.3, config=cfg, epochs=1, seed=1,
+                        recoverer_kwargs={**SMALL, **cfg.recoverer_kwargs})
+    assert trained.model.recoverer.__dict__["stages"] == kwargs.get("stages", "multi")
+    assert all(v == v for v in trained.evaluate(dataset, "test").values())  # no NaN
