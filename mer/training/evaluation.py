@@ -114,9 +114,7 @@ def evaluate_model(
         averaged) and ``eval_seed`` (``seed``). The numbers depend on ``batch_size`` as well: the
         noise of a draw is one stream over the batches in order.
     """
-    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-    draws = int(samples) if getattr(model.recoverer, "stochastic", False) else 1
+    draws = draw_count(model, samples)
     runs = []
     for k in range(draws):
         with seeded_rng(evaluation_seed(seed, split, k), device):
@@ -125,6 +123,14 @@ def evaluate_model(
     metrics["eval_samples"] = draws
     metrics["eval_seed"] = int(seed)
     return metrics
+
+
+def draw_count(model: MERModel, samples) -> int:
+    """Seeded draws to run for ``samples`` requested: ``samples``, or 1 for a recoverer that does not
+    sample (every draw would be the same)."""
+    if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
+        raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
+    return int(samples) if getattr(model.recoverer, "stochastic", False) else 1
 
 
 def _passes(model: MERModel, conversations: Sequence, masks: Sequence[np.ndarray], batch_size: int,
@@ -326,7 +332,7 @@ class TrainedModel:
         conversations = list(part)
         if not conversations:
             raise ValueError(f"the {split!r} split of dataset {dataset.name!r} is empty; nothing to predict")
-        draws = self._draws(self.config.train.eval_samples if samples is None else samples)
+        draws = draw_count(self.model, self.config.train.eval_samples if samples is None else samples)
         run_seed = self.config.seed if seed is None else int(seed)
         size = self._batch_size(dataset, batch_size)
         total = None
@@ -374,7 +380,7 @@ class TrainedModel:
         * ``recovery_mse`` — the per-feature MSE over the unobserved entries (NaN when none), as
           :meth:`evaluate` computes it from one draw; ``samples`` — the draws averaged.
         """
-        draws = self._draws(samples)
+        draws = draw_count(self.model, samples)
         part, mask_list = self._split_and_masks(dataset, split, masks)
         conversations = list(part)
         if not conversations:
@@ -396,13 +402,6 @@ class TrainedModel:
         result["recovery_mse"] = sse / count if count else float("nan")
         result["samples"] = draws
         return result
-
-    def _draws(self, samples) -> int:
-        """Seeded draws to run for ``samples`` requested: ``samples``, or 1 for a recoverer that does not
-        sample (every draw would be the same)."""
-        if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
-            raise ValueError(f"samples must be an integer >= 1, got {samples!r}")
-        return int(samples) if getattr(self.model.recoverer, "stochastic", False) else 1
 
     def _batch_size(self, dataset: ConversationDataset, batch_size: int | None) -> int:
         """``batch_size`` (default ``train.eval_batch_size``), shrunk to fit ``train.step_memory`` for

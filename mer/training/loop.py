@@ -352,20 +352,18 @@ def train_epoch(model: MERModel, optimizer, part, masks, cfg: RunConfig, epoch: 
         pieces = [collate_conversations([data[i] for i in indices[k:k + step]])
                   for k in range(0, len(indices), step)]
         utterances = [int(piece.utterance_mask.sum()) for piece in pieces]
+        total = sum(utterances)
         weight, share = 1.0, 1.0
         if parallel is not None:
-            weight, share = parallel.loss_weight(sum(utterances) if real else 0, device)
+            weight, share = parallel.loss_weight(total if real else 0, device)
         optimizer.zero_grad(set_to_none=True)
         for k, piece in enumerate(pieces):
-            fraction = utterances[k] / sum(utterances) if len(pieces) > 1 else 1.0
+            fraction = utterances[k] / total  # 1.0 for an unsplit batch: ×1.0 changes no bit
             # Data-parallel: all-reduce the gradients once, after the batch's last piece.
             syncing = parallel is None or k == len(pieces) - 1
             with contextlib.nullcontext() if syncing else model.no_sync():
                 terms = _losses(model, module, piece.to(device), cfg)
-                if weight * fraction == 1.0:
-                    terms["train_loss"].backward()
-                else:
-                    (terms["train_loss"] * (weight * fraction)).backward()
+                (terms["train_loss"] * (weight * fraction)).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + share * fraction * float(value.detach())
         if cfg.train.grad_clip > 0:

@@ -13,13 +13,14 @@ Imports point one way: ``solve → dispatch → backends → jacobi, cupy``.
 
 from .backends import EIGH_BACKENDS, available_eigh_backends, backend_usable, register_eigh_backend
 from .dispatch import CrossoverTable, choose_backend
-from .canonical import canonical_eigenvectors, path_tie_breaker
+from .canonical import canonical_eigenvectors, degenerate_groups, path_tie_breaker
 from .solve import DEGENERACY_RTOL, batched_eigh, node_mask
 
 __all__ = [
     "batched_eigh",
     "node_mask",
     "canonical_eigenvectors",
+    "degenerate_groups",
     "path_tie_breaker",
     "available_eigh_backends",
     "register_eigh_backend",

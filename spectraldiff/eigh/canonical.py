@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .solve import DEGENERACY_RTOL
 
-__all__ = ["canonical_eigenvectors", "path_tie_breaker"]
+__all__ = ["canonical_eigenvectors", "degenerate_groups", "path_tie_breaker"]
 
 
 def path_tie_breaker(sizes: Tensor, n_max: int, *, dtype=torch.float64, device=None,
@@ -69,30 +69,26 @@ def canonical_eigenvectors(eigenvalues: Tensor, eigenvectors: Tensor, sizes: Ten
     U = eigenvectors.clone()
     T = tie_breaker.to(U.dtype)
     scale = eigenvalues.abs().amax(dim=-1).clamp_min(1.0)  # (B,)
-    close = (eigenvalues[:, 1:] - eigenvalues[:, :-1]) <= rtol * scale[:, None]
-    close &= torch.arange(1, eigenvalues.shape[-1], device=close.device)[None, :] < sizes[:, None].to(close.device)
-    for b in close.any(dim=-1).nonzero().flatten().tolist():  # only graphs with a repeated eigenvalue
-        n = int(sizes[b])
-        for start, stop in _groups(eigenvalues[b, :n], rtol * float(scale[b])):
+    for b, n in enumerate(sizes.tolist()):
+        n = int(n)
+        for start, stop in degenerate_groups(eigenvalues[b], n, rtol * float(scale[b])):
             V = U[b, :n, start:stop]
             _, W = torch.linalg.eigh(V.mT @ T[b, :n, :n] @ V)
             U[b, :n, start:stop] = V @ W
     return _fix_signs(U)
 
 
-def _groups(lam: Tensor, tol: float) -> list[tuple[int, int]]:
-    """``[start, stop)`` of each run of ascending eigenvalues with consecutive gaps ≤ ``tol``, runs of
-    two or more only."""
-    runs, start = [], 0
-    gaps = (lam[1:] - lam[:-1]).tolist()
-    for k, gap in enumerate(gaps, start=1):
-        if gap > tol:
-            if k - start > 1:
-                runs.append((start, k))
-            start = k
-    if len(lam) - start > 1:
-        runs.append((start, len(lam)))
-    return runs
+def degenerate_groups(eigenvalues: Tensor, size: int, tol: float = 1e-6) -> list[tuple[int, int]]:
+    """``[(start, stop), ...]``: runs of at least two equal eigenvalues (consecutive gaps ≤ ``tol``)
+    among the first ``size`` of one ascending spectrum ``(N,)``."""
+    groups, start = [], 0
+    values = eigenvalues[:size].tolist()
+    for j in range(1, size + 1):
+        if j == size or values[j] - values[j - 1] > tol:
+            if j - start > 1:
+                groups.append((start, j))
+            start = j
+    return groups
 
 
 def _fix_signs(U: Tensor) -> Tensor:

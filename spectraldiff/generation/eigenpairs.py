@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..eigh import batched_eigh, node_mask
+from ..eigh import batched_eigh, degenerate_groups, node_mask  # degenerate_groups: re-exported here
 
 __all__ = ["normalized_laplacian", "laplacian_eigenpairs", "degenerate_groups", "random_sign_flip",
            "random_basis_rotation"]
@@ -38,19 +38,6 @@ def laplacian_eigenpairs(A: Tensor, sizes: Tensor) -> tuple[Tensor, Tensor]:
     slots are zero.
     """
     return batched_eigh(normalized_laplacian(A.double(), sizes), sizes)
-
-
-def degenerate_groups(eigenvalues: Tensor, size: int, tol: float = 1e-6) -> list[tuple[int, int]]:
-    """``[(start, stop), ...]``: runs of at least two equal eigenvalues (gaps below ``tol``) among the
-    first ``size`` of one ascending spectrum ``(N,)``."""
-    groups, start = [], 0
-    values = eigenvalues[:size].tolist()
-    for j in range(1, size + 1):
-        if j == size or values[j] - values[j - 1] > tol:
-            if j - start > 1:
-                groups.append((start, j))
-            start = j
-    return groups
 
 
 def random_sign_flip(U: Tensor, generator: torch.Generator | None = None) -> Tensor:

@@ -30,14 +30,9 @@ def _rotating_eigh(seed):
         g = torch.Generator().manual_seed(seed)
         U = U.clone()
         for b, n in enumerate(sizes.tolist()):
-            values = lam[b, :n]
-            start = 0
-            for k in range(1, n + 1):
-                if k == n or float(values[k] - values[k - 1]) > 1e-6:
-                    if k - start > 1:
-                        Q, _ = torch.linalg.qr(torch.randn(k - start, k - start, generator=g, dtype=U.dtype))
-                        U[b, :, start:k] = U[b, :, start:k] @ Q
-                    start = k
+            for start, stop in sd.eigh.degenerate_groups(lam[b], n, 1e-6):
+                Q, _ = torch.linalg.qr(torch.randn(stop - start, stop - start, generator=g, dtype=U.dtype))
+                U[b, :, start:stop] = U[b, :, start:stop] @ Q
         return lam, U
 
     return rotated
