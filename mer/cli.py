@@ -38,7 +38,13 @@ from spectraldiff.cli_errors import ArgumentParser, check_output_dir, run_comman
 
 from mer.data import DATASETS, available_datasets
 from mer.config import RunConfig
-from mer.data.protocol import MissingProtocol, parse_mixture, protocol_from_options
+from mer.data.protocol import (
+    CONDITION_SETS,
+    PROTOCOL_KINDS,
+    MissingProtocol,
+    parse_mixture,
+    protocol_from_options,
+)
 from mer.data.source import IN_MEMORY, DataConfig, load_data
 
 __all__ = ["main", "build_parser", "load_data", "COMMANDS"]
@@ -157,8 +163,9 @@ def _data_config(args, base: DataConfig) -> DataConfig:
 
 def _add_protocol_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("missing-modality protocol")
-    g.add_argument("--protocol", choices=["none", "random", "fixed", "mixed"], default=None)
-    g.add_argument("--missing-rate", type=float, default=None, help="random protocol: MR")
+    g.add_argument("--protocol", choices=list(PROTOCOL_KINDS), default=None)
+    g.add_argument("--missing-rate", type=float, default=None,
+                   help="random protocol: MR; literature protocol: the table's row label 0.0 ... 0.7")
     g.add_argument("--pattern", type=_names, default=None, metavar="M,M",
                    help="fixed protocol: the available modalities, e.g. t,a")
     g.add_argument("--mixture", type=_mixture, default=None, metavar="0.3;t,a;...",
@@ -387,11 +394,12 @@ def predictions_csv(preds: dict) -> str:
 def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recoverers", type=_names, default=None, metavar="A,B",
                    help="default: zero,mean,autoencoder,imder,gsdnet")
-    p.add_argument("--protocol", choices=["random", "fixed", "both"], default="random",
-                   help="conditions: missing rates, availability sets, or both (a table section "
-                        "each; default random)")
+    p.add_argument("--protocol", choices=list(CONDITION_SETS), default="random",
+                   help="conditions: missing rates, availability sets, both (a table section "
+                        "each), or the literature's rows (default random)")
     p.add_argument("--missing-rates", type=_floats, default=None, metavar="R,R",
-                   help="random protocol (default 0.0,0.1,...,0.6 and (M-1)/M)")
+                   help="random protocol (default 0.0,0.1,...,0.6 and (M-1)/M); literature: the "
+                        "row labels (default 0.1,...,0.7)")
     p.add_argument("--patterns", type=_patterns, default=None, metavar="t;a;t,a",
                    help="fixed protocol: ';'-separated availability sets (default: all 2^M-1)")
     p.add_argument("--training", choices=["per-condition", "shared"], default="per-condition",
@@ -401,6 +409,12 @@ def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seeds", type=_ints, default=None, metavar="S,S", help="default 1111,1112,1113")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--no-resume", action="store_true", help="rerun runs already in DIR/results.json")
+    _add_executor_options(p)
+    _add_run_options(p)
+    _add_data_options(p)
+
+
+def _add_executor_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--executor", choices=["local", "ray"], default="local",
                    help="where the trainings run: one after another here (default), or as Ray tasks "
                         "(needs pip install \".[ray]\")")
@@ -414,8 +428,18 @@ def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="torch threads per training (default: ray 1, local torch's own); equal "
                         "threads give identical rows on both executors")
-    _add_run_options(p)
-    _add_data_options(p)
+
+
+def _executor_options(args) -> dict:
+    """The executor keywords the options of :func:`_add_executor_options` name."""
+    options = {"threads": args.threads}
+    ray_only = {"address": args.address, "workers": args.workers, "gpus_per_run": args.gpus_per_run}
+    if args.executor == "ray":
+        options.update(ray_only)
+    elif any(v is not None for v in ray_only.values()):
+        given = [f"--{k.replace('_', '-')}" for k, v in ray_only.items() if v is not None]
+        raise ValueError(f"{', '.join(given)} need --executor ray")
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def _run_benchmark(args) -> int:
@@ -424,14 +448,7 @@ def _run_benchmark(args) -> int:
     from mer.training import resolve_config
 
     check_output_dir(args.out)
-    executor_options = {"threads": args.threads}
-    ray_only = {"address": args.address, "workers": args.workers, "gpus_per_run": args.gpus_per_run}
-    if args.executor == "ray":
-        executor_options.update(ray_only)
-    elif any(v is not None for v in ray_only.values()):
-        given = [f"--{k.replace('_', '-')}" for k, v in ray_only.items() if v is not None]
-        raise ValueError(f"{', '.join(given)} need --executor ray")
-    executor_options = {k: v for k, v in executor_options.items() if v is not None}
+    executor_options = _executor_options(args)
     base = resolve_config(_base_config(args), device=args.device, epochs=args.epochs)
     if args.eval_samples is not None:
         base.train.eval_samples = args.eval_samples
@@ -569,6 +586,60 @@ def _run_plot_recovery(args) -> int:
     return 0
 
 
+def _add_reproduce(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paper", metavar="PAPER",
+                   help="imder, rohydr, md2n or gsdnet (or a recipe name such as imder_mosei); "
+                        "`mer reproduce list` lists the recipes")
+    p.add_argument("--data", metavar="PATH",
+                   help="the file the recipe reads (an MMSA aligned_50.pkl / unaligned_50.pkl, or a GCNet "
+                        "label pickle with --feature-dirs); not needed with --dry-run")
+    p.add_argument("--dataset", choices=["mosi", "mosei", "iemocap"], default=None,
+                   help="which of the paper's recipes (default: its MOSI one)")
+    p.add_argument("--feature-dirs", metavar="M=DIR,...", help="GCNet recipes: per-modality .npy directories")
+    p.add_argument("--out", metavar="DIR", help="results.json, table.md, plan.md, comparison.md / .json")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan, the recipe and the published table; read no data, train nothing")
+    p.add_argument("--seeds", type=_ints, default=None, metavar="S,S",
+                   help="override the recipe's seeds (the comparison lists it as a deviation)")
+    p.add_argument("--epochs", type=int, default=None, help="override the recipe's epochs (a deviation)")
+    p.add_argument("--conditions", type=_names, default=None, metavar="0.3,t+a",
+                   help="only these table rows (a deviation)")
+    p.add_argument("--device", default=None, help="cpu, cuda or cuda:K")
+    p.add_argument("--no-resume", action="store_true", help="rerun runs already in DIR/results.json")
+    p.add_argument("--progress", action="store_true", help="progress bars per run")
+    p.add_argument("--trust-pickle", action="store_true",
+                   help="read --data with plain pickle (only for files you trust: lets the file run code)")
+    _add_executor_options(p)
+
+
+def _run_reproduce(args) -> int:
+    from mer.reproduce import available_recipes
+    from mer.reproduce.run import plan_reproduction, reproduce
+
+    if args.paper == "list":
+        print("\n".join(available_recipes()))
+        return 0
+    plan = plan_reproduction(args.paper, args.dataset, seeds=args.seeds, epochs=args.epochs,
+                             conditions=args.conditions)
+    if args.dry_run:
+        print(plan.describe())
+        return 0
+    if not args.data or not args.out:
+        raise ValueError("give --data PATH and --out DIR (or --dry-run to see the plan without data)")
+    check_output_dir(args.out)
+    executor_options = _executor_options(args)
+    feature_dirs = None
+    if args.feature_dirs:
+        feature_dirs = dict(item.split("=", 1) for item in _names(args.feature_dirs) if "=" in item)
+    with _console_log("mer.benchmark"):
+        reproduce(args.paper, args.data, dataset=args.dataset, out_dir=args.out, feature_dirs=feature_dirs,
+                  seeds=args.seeds, epochs=args.epochs, conditions=args.conditions, device=args.device,
+                  resume=not args.no_resume, progress=args.progress, trust_pickle=args.trust_pickle,
+                  executor=args.executor, executor_options=executor_options)
+    print((pathlib.Path(args.out) / "comparison.md").read_text(encoding="utf8"))
+    return 0
+
+
 Command = tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int], str]
 
 #: command name → (adds its options, runs it, one-line help), in the order ``mer --help`` lists them.
@@ -580,6 +651,8 @@ COMMANDS: dict[str, Command] = {
                   "recoverers × conditions × seeds; writes results, table, figure"),
     "report": (_add_report, _run_report,
                "merge benchmark results into one results.json, table and figure"),
+    "reproduce": (_add_reproduce, _run_reproduce,
+                  "a seed paper's table with its recipe, beside the published numbers"),
     "list": (_add_list, _run_list, "list registered recoverers and data sources"),
     "plot": (_add_plot, _run_plot, "figures of run folders: `mer plot curves RUN... --out FIG.png`, "
                                     "`mer plot recovery RUN... --out DIR`"),

@@ -42,9 +42,58 @@ __all__ = [
     "parse_bytes",
     "PROTOCOL_KINDS",
     "REGRESSION_LOSSES",
+    "FUSIONS",
+    "MulTConfig",
 ]
 
 REGRESSION_LOSSES = ("l1", "mse")
+#: Fusion backbones of :class:`~mer.model.MERModel`: the residual GCN over the conversation's
+#: utterance–modality graph, or the MulT-style crossmodal transformer over each utterance's sequences.
+FUSIONS = ("gcn", "mult")
+#: Where the MulT-style model recovers a missing modality's sequence (``model.recovery_space``).
+RECOVERY_SPACES = ("projection", "features")
+
+
+@dataclass
+class MulTConfig:
+    """Depths and dropouts of the MulT-style backbone (:class:`~mer.models.mult.MulTFusion`), used
+    when ``model.fusion = "mult"``. Its width is ``model.dim`` and its temporal ``Conv1d`` kernels are
+    ``model.kernel_sizes``.
+
+    Parameters
+    ----------
+    heads : int
+        Attention heads; must divide ``model.dim`` and ``(M − 1)·model.dim``.
+    layers : int
+        Crossmodal blocks per (target, source) pair.
+    self_layers : int
+        Self-attention blocks over each target's concatenated crossmodal streams.
+    attn_dropout, relu_dropout, res_dropout, embed_dropout : float
+        Dropout on attention weights, the feed-forward hidden layer, residual branches and the input
+        embedding.
+    pool : {"last", "mean"}
+        How a stream becomes one vector: its last real step (MulT) or the mean over real steps.
+    """
+
+    heads: int = 4
+    layers: int = 4
+    self_layers: int = 3
+    attn_dropout: float = 0.1
+    relu_dropout: float = 0.1
+    res_dropout: float = 0.1
+    embed_dropout: float = 0.25
+    pool: str = "last"
+
+    def validate(self) -> None:
+        _check_types(self, "model.mult")
+        if self.heads < 1 or self.layers < 1 or self.self_layers < 0:
+            raise ValueError(f"model.mult needs heads >= 1, layers >= 1, self_layers >= 0; got "
+                             f"{self.heads}, {self.layers}, {self.self_layers}")
+        for name in ("attn_dropout", "relu_dropout", "res_dropout", "embed_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"model.mult.{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.pool not in ("last", "mean"):
+            raise ValueError(f"model.mult.pool must be 'last' or 'mean', got {self.pool!r}")
 
 
 @dataclass
@@ -68,6 +117,22 @@ class ModelConfig:
         utterance with many others (measured in ``docs/results.md``).
     graph : GraphConfig
         How the fusion graph (and GSDNet's structure graph) connects utterances.
+    fusion : {"gcn", "mult"}
+        ``"gcn"`` (default): utterance vectors fused over the conversation graph. ``"mult"``: each
+        utterance on its own, its per-step sequences (``load_mmsa(..., sequences=True)``; a dataset
+        without sequences gives one-step sequences) fused by the MulT-style backbone; recoverers then
+        recover the missing modality's whole sequence (``docs/reproduce.md``).
+    sequence_steps : int
+        ``"mult"`` only: the common number of steps every modality's sequence is brought to (aligned
+        MMSA files already have it; an unaligned modality is averaged over equal segments of its real
+        steps).
+    mult : MulTConfig
+        The MulT backbone's depths and dropouts.
+    recovery_space : {"projection", "features"}
+        ``"mult"`` only: where a missing modality's sequence is recovered. ``"projection"`` (default,
+        as IMDer): in the backbone's ``d``-wide temporal-convolution output, learned jointly, so
+        ``recovery_mse`` is in the model's own moving units; ``"features"``: in the standardised
+        per-step input features (``recovery_mse`` in the same units as everywhere else).
     """
 
     dim: int = 32
@@ -77,9 +142,28 @@ class ModelConfig:
     dropout: float = 0.1
     residual: bool = True
     graph: GraphConfig = field(default_factory=GraphConfig)
+    fusion: str = "gcn"
+    sequence_steps: int = 50
+    mult: MulTConfig = field(default_factory=MulTConfig)
+    recovery_space: str = "projection"
+
+    def recovery_dims(self, feature_dims: Mapping[str, int]) -> dict[str, int]:
+        """The widths the recoverer works on: ``d`` per modality when it recovers in the MulT
+        projection, else the feature widths."""
+        if self.fusion == "mult" and self.recovery_space == "projection":
+            return {m: int(self.dim) for m in feature_dims}
+        return {m: int(d) for m, d in feature_dims.items()}
 
     def validate(self) -> None:
         _check_types(self, "model")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"unknown model.fusion {self.fusion!r}; valid: {list(FUSIONS)}")
+        if self.recovery_space not in RECOVERY_SPACES:
+            raise ValueError(f"unknown model.recovery_space {self.recovery_space!r}; valid: "
+                             f"{list(RECOVERY_SPACES)}")
+        if self.sequence_steps < 1:
+            raise ValueError(f"model.sequence_steps must be >= 1, got {self.sequence_steps}")
+        self.mult.validate()
         if self.dim < 1 or self.head_hidden < 1:
             raise ValueError(f"dim and head_hidden must be >= 1, got {self.dim}, {self.head_hidden}")
         if self.gcn_layers < 1:
@@ -310,6 +394,7 @@ _NESTED = {
     (RunConfig, "train"): TrainConfig,
     (RunConfig, "data"): DataConfig,
     (ModelConfig, "graph"): GraphConfig,
+    (ModelConfig, "mult"): MulTConfig,
 }
 
 

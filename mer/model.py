@@ -15,10 +15,13 @@ from torch import Tensor, nn
 
 from mer.config import ModelConfig
 from mer.data.collate import ConversationBatch
+from mer.data.conversation import ConversationDataset
+from mer.data.step_batch import utterance_steps
 from mer.graph import SELF_LOOP, batch_graph, gather_nodes, scatter_nodes
 from mer.models.encoders import ModalityEncoders
 from mer.models.fusion import GraphFusion
 from mer.models.heads import PredictionHead
+from mer.models.mult import MulTFusion
 from mer.nn.scaler import FeatureScaler
 from mer.recoverers.base import Recoverer, Recovery
 
@@ -38,13 +41,18 @@ class ModelOutput:
     recovery_losses : dict[str, Tensor]
         Named scalar loss terms of the recoverer (empty outside training).
     batch : ConversationBatch
-        The standardised batch the recoverer saw (ground truth for recovery errors).
+        The standardised batch the recoverer saw (ground truth for recovery errors): the input's
+        conversations, or under ``fusion = "mult"`` one row of steps per utterance
+        (:func:`mer.data.step_batch.utterance_steps`).
+    observed : Tensor
+        The observation mask the recoverer saw, in ``batch``'s shape ``(·, ·, M)``.
     """
 
     prediction: Tensor
     recovery: Recovery
     recovery_losses: dict[str, Tensor] = field(default_factory=dict)
     batch: ConversationBatch | None = None
+    observed: Tensor | None = None
 
 
 class MERModel(nn.Module):
@@ -58,6 +66,13 @@ class MERModel(nn.Module):
        within-modality edges weighted by ``A_m`` when the recoverer returns it;
     5. the ``M`` fused nodes of each utterance are concatenated ``(B, N, M·d)`` and
        :class:`PredictionHead` predicts its label.
+
+    With ``config.fusion = "mult"`` each utterance is a sample of its own: its per-step sequences
+    (:func:`mer.data.step_batch.utterance_steps`, standardised with per-step statistics) are projected
+    by the backbone's temporal convolutions (``recovery_space="projection"``, as IMDer), the recoverer
+    fills a missing modality's whole projected sequence, and the rest of
+    :class:`~mer.models.mult.MulTFusion` and the head predict; steps 3–5 are replaced. With
+    ``recovery_space="features"`` the recoverer fills the standardised input sequences instead.
 
     Parameters
     ----------
@@ -93,15 +108,57 @@ class MERModel(nn.Module):
                 f"{list(self.modalities)}"
             )
         self.feature_dims = {m: int(feature_dims[m]) for m in self.modalities}
+        expected = config.recovery_dims(self.feature_dims)
+        if dict(recoverer.feature_dims) != expected:
+            raise ValueError(f"recoverer was built for widths {dict(recoverer.feature_dims)}, the model "
+                             f"recovers in widths {expected} (model.recovery_space="
+                             f"{config.recovery_space!r}, fusion={config.fusion!r})")
         self.config = config
         self.task = task
         self.scaler = FeatureScaler(self.feature_dims)
         self.recoverer = recoverer
-        self.encoders = ModalityEncoders(self.feature_dims, config.dim, config.kernel_sizes)
-        self.fusion = GraphFusion(config.dim, config.gcn_layers, config.dropout, config.residual)
-        self.head = PredictionHead(
-            len(self.modalities) * config.dim, config.head_hidden, task, num_classes, config.dropout
-        )
+        if self.uses_sequences:
+            mult = config.mult
+            self.encoders = None
+            self.fusion = MulTFusion(self.modalities, self.feature_dims, config.dim, config.kernel_sizes,
+                                     heads=mult.heads, layers=mult.layers, self_layers=mult.self_layers,
+                                     attn_dropout=mult.attn_dropout, relu_dropout=mult.relu_dropout,
+                                     res_dropout=mult.res_dropout, embed_dropout=mult.embed_dropout,
+                                     pool=mult.pool)
+            fused_width = self.fusion.out_dim
+        else:
+            self.encoders = ModalityEncoders(self.feature_dims, config.dim, config.kernel_sizes)
+            self.fusion = GraphFusion(config.dim, config.gcn_layers, config.dropout, config.residual)
+            fused_width = len(self.modalities) * config.dim
+        self.head = PredictionHead(fused_width, config.head_hidden, task, num_classes, config.dropout)
+
+    @property
+    def uses_sequences(self) -> bool:
+        """Whether each utterance is fused on its own from its sequences (``fusion = "mult"``)."""
+        return self.config.fusion == "mult"
+
+    @property
+    def recovers_projection(self) -> bool:
+        """Whether the recoverer works in the MulT projection (``recovery_space = "projection"``)."""
+        return self.uses_sequences and self.config.recovery_space == "projection"
+
+    def fit_statistics(self, dataset: ConversationDataset) -> None:
+        """Fit the scaler on ``dataset``'s training split (per step when the model uses sequences and
+        the data has them), then the recoverer's :meth:`~Recoverer.fit_statistics`."""
+        self.scaler.fit(dataset, "train", steps=self.uses_sequences and dataset.has_sequences)
+        if self.recovers_projection:
+            # The projection is learned, so no data statistic describes it; the fills stay at its
+            # zero, the projection of the standardised mean (zero and mean fill coincide there).
+            return
+        self.recoverer.fit_statistics(dataset.split("train"), self.scaler)
+
+    def estimate_memory(self, max_utterances: int, batch_size: int) -> int | None:
+        """The recoverer's estimate for batches of ``batch_size`` conversations of up to
+        ``max_utterances``; under ``fusion = "mult"`` it sees ``batch_size · max_utterances`` rows of
+        up to ``sequence_steps`` steps."""
+        if self.uses_sequences:
+            return self.recoverer.estimate_memory(self.config.sequence_steps, batch_size * max_utterances)
+        return self.recoverer.estimate_memory(max_utterances, batch_size)
 
     def forward(
         self, batch: ConversationBatch, observed: Tensor | None = None, *, with_losses: bool = False
@@ -116,6 +173,8 @@ class MERModel(nn.Module):
                 f"batch has modalities {list(batch.modalities)}, the model expects {list(self.modalities)}"
             )
         observed = batch.availability if observed is None else observed.bool()
+        if self.uses_sequences:
+            return self._forward_steps(batch, observed, with_losses)
         std = self.scaler(batch)
         if with_losses:
             recovery, losses = self.recoverer.training_step(std, observed)
@@ -129,7 +188,33 @@ class MERModel(nn.Module):
         nodes = self.fusion(graph, gather_nodes(graph, h), weights)
         B, N = std.utterance_mask.shape
         fused = scatter_nodes(graph, nodes, B, N).flatten(2)
-        return ModelOutput(self.head(fused), recovery, losses, std)
+        return ModelOutput(self.head(fused), recovery, losses, std, observed)
+
+    def _forward_steps(self, batch: ConversationBatch, observed: Tensor, with_losses: bool) -> ModelOutput:
+        """``fusion = "mult"``: recover and fuse every utterance from its own steps."""
+        rows = utterance_steps(batch, observed, self.config.sequence_steps)
+        std = self.scaler(rows.batch)
+        projected = None
+        if self.recovers_projection:
+            projected = self.fusion.project(std.features, std.utterance_mask)
+            # The recoverer sees (and learns to produce) the projection as a fixed target; recoverers
+            # with their own optimisers (RoHyDR's stages) could not backpropagate into it anyway.
+            std = replace(std, features={m: x.detach() for m, x in projected.items()})
+        if with_losses:
+            recovery, losses = self.recoverer.training_step(std, rows.observed)
+        else:
+            recovery, losses = self.recoverer.recover(std, rows.observed), {}
+        if projected is not None:
+            # Observed entries re-enter with their gradient, so the task loss trains the projection.
+            seen = std.observed_entries(rows.observed)
+            live = {m: torch.where(seen[:, :, k, None], projected[m], recovery.features[m])
+                    for k, m in enumerate(self.modalities)}
+            fused = self.fusion.fuse(live, std.utterance_mask)
+        else:
+            fused = self.fusion(recovery.features, std.utterance_mask)
+        B, N = batch.utterance_mask.shape
+        prediction = rows.scatter(self.head(fused), B, N)
+        return ModelOutput(prediction, recovery, losses, std, rows.observed)
 
     def edge_weights(self, graph: dgl.DGLGraph, adjacency: dict[str, Tensor]) -> Tensor:
         """``(E,)`` weights: ``max(A_m[b, i, j], 0)`` on the within-modality edge ``j → i`` of

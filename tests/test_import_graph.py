@@ -26,6 +26,7 @@ MER_LAYERS = [
     ["mer.model"],
     ["mer.training"],
     ["mer.benchmark"],
+    ["mer.reproduce"],
     ["mer.cli"],
     ["mer.__main__"],
 ]

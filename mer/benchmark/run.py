@@ -36,6 +36,7 @@ from mer.benchmark.report import load_results, write_report
 from mer.config import RunConfig
 from mer.data import ConversationDataset, synthetic_conversations
 from mer.data.gaussian import has_oracle, oracle_reference
+from mer.data.literature import realised_missing_rate
 from mer.data.protocol import (
     CONDITION_SETS,
     MaskPlan,
@@ -326,7 +327,9 @@ def run_benchmark(
         rows = [results[k] for k in order if k in results]
         if out is not None:
             save()
-            write_report(load_results(out / "results.json"), out, dataset.task)
+            saved = load_results(out / "results.json") if (out / "results.json").exists() else []
+            if saved:  # when every training failed there is nothing to tabulate: the error says why
+                write_report(saved, out, dataset.task)
     if failures:
         raise BenchmarkTaskError(failures, len(rows))
     return rows
@@ -470,9 +473,13 @@ def _reference_row(dataset: ConversationDataset, condition: MissingProtocol, see
 
 
 def _condition_fields(condition: MissingProtocol) -> dict:
-    """A row's description of its condition: the missing rate, or the available modalities."""
+    """A row's description of its condition: the missing rate, the literature's row label and its
+    realised per-entry rate, or the available modalities."""
     if condition.kind == "random":
         return {"missing_rate": float(condition.missing_rate)}
+    if condition.kind == "literature":
+        return {"literature_label": float(condition.missing_rate),
+                "realised_missing_rate": realised_missing_rate(condition.missing_rate)}
     return {"pattern": list(condition.pattern)}
 
 

@@ -23,6 +23,14 @@ from mer.data.gaussian import (
     recovery_floor,
 )
 from mer.data.gcnet import load_gcnet
+from mer.data.literature import (
+    LITERATURE_COMPOSITION,
+    LITERATURE_LABELS,
+    literature_average,
+    literature_counts,
+    literature_masks,
+    realised_missing_rate,
+)
 from mer.data.missing import (
     MaskCache,
     MaskedConversations,
@@ -50,6 +58,8 @@ __all__ = [
     "DataConfig",
     "GaussianConversationDataset",
     "GaussianConversationModel",
+    "LITERATURE_COMPOSITION",
+    "LITERATURE_LABELS",
     "MaskCache",
     "MaskPlan",
     "MaskedConversations",
@@ -69,6 +79,9 @@ __all__ = [
     "fixed_patterns",
     "gaussian_conversations",
     "label_floor",
+    "literature_average",
+    "literature_counts",
+    "literature_masks",
     "load_dataset",
     "load_data",
     "load_gcnet",
@@ -80,6 +93,7 @@ __all__ = [
     "protocol_masks",
     "random_missing",
     "random_splits",
+    "realised_missing_rate",
     "recovery_floor",
     "register_dataset",
     "sentiment_classes",

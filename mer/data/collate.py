@@ -66,6 +66,12 @@ class ConversationBatch:
     modalities : tuple of str
     task : str
         ``"regression"`` or ``"classification"``.
+    sequences : dict[str, Tensor], optional
+        Modality → ``(B, N_max, T_m, d_m)`` float32 per-step **ground truth** (zero after each
+        utterance's length and on padding; ``T_m`` = the batch's longest real length) when the
+        conversations carry sequences; ``None`` otherwise.
+    sequence_lengths : dict[str, Tensor], optional
+        Modality → ``(B, N_max)`` int64 real steps (0 on padding); with ``sequences``.
     """
 
     features: dict[str, Tensor]
@@ -77,6 +83,8 @@ class ConversationBatch:
     conversation_ids: list[str]
     modalities: tuple[str, ...]
     task: str
+    sequences: dict[str, Tensor] | None = None
+    sequence_lengths: dict[str, Tensor] | None = None
 
     @property
     def batch_size(self) -> int:
@@ -120,7 +128,7 @@ class ConversationBatch:
             value = getattr(self, f.name)
             if isinstance(value, Tensor):
                 moved[f.name] = value.to(device)
-            elif f.name == "features":
+            elif f.name in ("features", "sequences", "sequence_lengths") and value is not None:
                 moved[f.name] = {m: x.to(device) for m, x in value.items()}
         return replace(self, **moved)
 
@@ -200,6 +208,8 @@ def collate_conversations(
         labels[b, : c.num_utterances] = c.labels
         speakers[b, : c.num_utterances] = c.speakers
 
+    sequences, sequence_lengths = _collate_sequences(convs, n_max) if convs[0].sequences is not None \
+        else (None, None)
     return ConversationBatch(
         features=features,
         availability=torch.from_numpy(availability),
@@ -210,7 +220,27 @@ def collate_conversations(
         conversation_ids=[c.conversation_id for c in convs],
         modalities=tuple(modalities),
         task="classification" if classification else "regression",
+        sequences=sequences,
+        sequence_lengths=sequence_lengths,
     )
+
+
+def _collate_sequences(convs: list[Conversation], n_max: int) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Per modality ``(B, n_max, T, d_m)`` sequences cut to the batch's longest real length, and
+    ``(B, n_max)`` lengths."""
+    if any(c.sequences is None for c in convs):
+        raise ValueError("some conversations carry sequences and others do not; collate one kind")
+    sequences, lengths = {}, {}
+    for m in convs[0].modalities:
+        steps = max(1, max(int(c.sequence_lengths[m].max()) for c in convs))
+        x = np.zeros((len(convs), n_max, steps, convs[0].sequences[m].shape[2]), dtype=np.float32)
+        n = np.zeros((len(convs), n_max), dtype=np.int64)
+        for b, c in enumerate(convs):
+            seq = c.sequences[m][:, :steps]
+            x[b, : c.num_utterances, : seq.shape[1]] = seq
+            n[b, : c.num_utterances] = c.sequence_lengths[m]
+        sequences[m], lengths[m] = torch.from_numpy(x), torch.from_numpy(n)
+    return sequences, lengths
 
 
 def _check_compatible(convs: list[Conversation]) -> None:

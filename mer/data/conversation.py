@@ -17,6 +17,7 @@ from typing import Iterator, Mapping, Sequence
 
 import numpy as np
 
+from mer.data.sequences import check_sequences, standardized_steps, step_statistics
 from mer.data.splits import SPLIT_NAMES, random_splits
 
 __all__ = [
@@ -57,6 +58,12 @@ class Conversation:
         the graphs, but loaders keep one id per speaker name across the dataset.
     utterance_ids : tuple[str, ...]
         ``N`` ids, in speaking order.
+    sequences : dict[str, np.ndarray], optional
+        Modality → ``(N, T_m, d_m)`` float32 per-step features of each utterance, zero after its
+        length (e.g. ``load_mmsa(..., sequences=True)``); ``features`` then holds their means over
+        the real steps. ``None``: the dataset has utterance vectors only.
+    sequence_lengths : dict[str, np.ndarray], optional
+        Modality → ``(N,)`` int64 real steps of each utterance, in ``[0, T_m]``; with ``sequences``.
 
     Instances are built and checked by :class:`ConversationDataset`; build datasets, not
     conversations, from raw arrays (:meth:`ConversationDataset.from_arrays`).
@@ -67,6 +74,8 @@ class Conversation:
     labels: np.ndarray
     speakers: np.ndarray
     utterance_ids: tuple[str, ...]
+    sequences: dict[str, np.ndarray] | None = None
+    sequence_lengths: dict[str, np.ndarray] | None = None
 
     @property
     def num_utterances(self) -> int:
@@ -150,6 +159,7 @@ class ConversationDataset:
             for i, c in enumerate(conversations)
         ]
         _check_unique_ids(checked)
+        _check_sequences_everywhere(checked)
         if task == "classification":
             num_classes = _check_num_classes(checked, num_classes)
         elif num_classes is not None:
@@ -312,6 +322,11 @@ class ConversationDataset:
         return sum(c.num_utterances for c in self._conversations)
 
     @property
+    def has_sequences(self) -> bool:
+        """Whether every conversation carries per-step sequences (:attr:`Conversation.sequences`)."""
+        return self._conversations[0].sequences is not None
+
+    @property
     def max_utterances(self) -> int:
         """Utterances of the longest conversation (0 for an empty dataset): what sizes a padded batch."""
         return max((c.num_utterances for c in self._conversations), default=0)
@@ -384,6 +399,8 @@ class ConversationDataset:
         """Features z-scored per modality and dimension with statistics of split ``reference``.
 
         ``x ← (x − mean) / max(std, eps)``, mean and std over all utterances of the reference split.
+        Sequences, when present, are z-scored with their own statistics over the real steps of the
+        reference split (:func:`mer.data.sequences.step_statistics`); padding stays zero.
         """
         if reference not in SPLIT_NAMES or not self._splits[reference]:
             raise ValueError(f"reference split {reference!r} is unknown or empty")
@@ -402,6 +419,9 @@ class ConversationDataset:
             )
             for c in self._conversations
         ]
+        if self.has_sequences:
+            step_stats = step_statistics(ref, self._modalities, eps)
+            convs = [dataclasses.replace(c, sequences=standardized_steps(c, step_stats)) for c in convs]
         return self._derive(convs)
 
     def _derive(self, conversations, **overrides) -> "ConversationDataset":
@@ -568,7 +588,21 @@ def _check_conversation(
     uids = tuple(str(u) for u in conv.utterance_ids)
     if len(uids) != n:
         raise ValueError(f"{where}: {len(uids)} utterance ids, expected {n}")
-    return Conversation(str(conv.conversation_id), features, labels, speakers.astype(np.int64), uids)
+    sequences, lengths = check_sequences(conv.sequences, conv.sequence_lengths, modalities, dims, n, where)
+    return Conversation(str(conv.conversation_id), features, labels, speakers.astype(np.int64), uids,
+                        sequences, lengths)
+
+
+def _check_sequences_everywhere(conversations: list[Conversation]) -> None:
+    """Sequences are all or nothing: a batch cannot mix sequence and vector conversations."""
+    has = [c.sequences is not None for c in conversations]
+    if any(has) and not all(has):
+        i = has.index(not has[0])
+        raise ValueError(
+            f"conversation {i} ({conversations[i].conversation_id!r}) "
+            f"{'has' if has[i] else 'lacks'} sequences but conversation 0 "
+            f"{'has' if has[0] else 'lacks'} them; every conversation must have them or none"
+        )
 
 
 def _check_labels(labels: np.ndarray, where: str, task: str, label_range) -> np.ndarray:

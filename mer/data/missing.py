@@ -170,17 +170,24 @@ def random_missing(
     M = len(dataset.modalities)
     rate = check_missing_rate(missing_rate, M)
     masks: list[np.ndarray | None] = [None] * len(dataset)
-    splits = dataset.splits
-    assigned = {i for idx in splits.values() for i in idx}
-    groups = [(name, splits[name]) for name in SPLIT_NAMES if splits[name]]
-    rest = [i for i in range(len(dataset)) if i not in assigned]
-    if rest:
-        groups.append((UNSPLIT, rest))
-    for name, indices in groups:
+    for name, indices in split_groups(dataset):
         sizes = [dataset[i].num_utterances for i in indices]
         for i, mask in zip(indices, _draw_group(sizes, M, rate, _group_seed(seed, name, rate))):
             masks[i] = mask
     return masks  # type: ignore[return-value]
+
+
+def split_groups(dataset: ConversationDataset) -> list[tuple[str, list[int]]]:
+    """``(split name, conversation indices)`` per non-empty split, then :data:`UNSPLIT` for the
+    conversations in no split: the groups mask draws are seeded by, so a split's masks do not depend
+    on the other splits."""
+    splits = dataset.splits
+    assigned = {i for idx in splits.values() for i in idx}
+    groups = [(name, list(splits[name])) for name in SPLIT_NAMES if splits[name]]
+    rest = [i for i in range(len(dataset)) if i not in assigned]
+    if rest:
+        groups.append((UNSPLIT, rest))
+    return groups
 
 
 def check_masks(

@@ -19,9 +19,18 @@ Each utterance becomes one vector per modality by a mean over its valid time ste
 ``*_lengths[i]`` steps when lengths are given; otherwise the text attention mask
 (``text_bert[:, 1, :]``) — aligned files put audio and vision on the text tokens — and, without
 ``text_bert``, the steps whose feature vector is not all zero. ``-inf`` (MMSA's padding of some audio
-features) becomes 0 before pooling; an utterance with no valid step pools to zeros. Utterances are
-grouped into conversations by video id (one speaker, id 0) and ordered by clip id (numerically when
-clip ids are integers).
+features) becomes 0 before pooling; an utterance with no valid step pools to zeros.
+
+Two views, chosen by the loader's options:
+
+* **Pooled, grouped by video** (default): utterances are grouped into conversations by video id (one
+  speaker, id 0), ordered by clip id (numerically when clip ids are integers). A conversation model
+  (the GCN fusion) then sees a clip's sibling clips as context — context the MMSA papers' models do
+  not have: it is this library's conversation view of MMSA, not the papers' pipeline.
+* **The papers' view**: ``sequences=True`` keeps each utterance's per-step sequences (valid steps
+  first, then zeros) with their lengths beside the pooled vectors, and ``per_clip=True`` makes every
+  clip its own one-utterance sample, with no cross-clip context. ``docs/reproduce.md`` says how the
+  MulT-style model uses them.
 """
 
 from __future__ import annotations
@@ -55,6 +64,8 @@ def load_mmsa(
     text_features: Mapping[str, np.ndarray] | None = None,
     name: str | None = None,
     trust_pickle: bool = False,
+    sequences: bool = False,
+    per_clip: bool = False,
 ) -> ConversationDataset:
     """Load an MMSA pickle as a regression :class:`ConversationDataset` with its own splits.
 
@@ -72,6 +83,14 @@ def load_mmsa(
         The file is read with :func:`spectraldiff.safe_pickle.load_pickle`, which rebuilds only plain
         containers, numbers, strings and NumPy arrays and refuses anything else. ``True`` loads it with
         plain ``pickle`` instead, which lets the file run any code: only for files you trust.
+    sequences : bool
+        Also keep every utterance's per-step sequences ``(T_m, d_m)`` and lengths
+        (:attr:`Conversation.sequences`): a modality's valid steps (as for pooling) moved to the
+        front, ``-inf`` as 0, zeros after. External ``text_features`` give one step per vector (a token
+        matrix gives its rows).
+    per_clip : bool
+        Every clip is its own conversation of one utterance (id = the MMSA id), as the papers train
+        and test, instead of grouping a video's clips.
 
     Returns
     -------
@@ -104,18 +123,18 @@ def load_mmsa(
     conversations: list[Conversation] = []
     splits: dict[str, list[int]] = {}
     video_splits: dict[str, set[str]] = {}
-    per_split = {s: _load_split(data[s], s, modalities, text_features, path) for s in SPLIT_NAMES}
+    per_split = {s: _load_split(data[s], s, modalities, text_features, path, sequences, per_clip)
+                 for s in SPLIT_NAMES}
     for s, groups in per_split.items():
         for video in groups:
             video_splits.setdefault(video, set()).add(s)
     for s, groups in per_split.items():
         splits[s] = []
-        for video, (uids, feats, labels) in groups.items():
+        for video, (uids, feats, labels, seqs, lengths) in groups.items():
             cid = video if len(video_splits[video]) == 1 else f"{video}@{s}"
             splits[s].append(len(conversations))
-            conversations.append(
-                Conversation(cid, feats, labels, np.zeros(len(uids), dtype=np.int64), tuple(uids))
-            )
+            conversations.append(Conversation(cid, feats, labels, np.zeros(len(uids), dtype=np.int64),
+                                              tuple(uids), seqs, lengths))
     return ConversationDataset(
         conversations,
         modalities,
@@ -125,8 +144,10 @@ def load_mmsa(
     )
 
 
-def _load_split(split: Mapping, split_name: str, modalities, text_features, path) -> dict:
-    """Pool one split and group it by video: ``{video: (utterance ids, features, labels)}``."""
+def _load_split(split: Mapping, split_name: str, modalities, text_features, path, keep_sequences: bool,
+                per_clip: bool) -> dict:
+    """Pool one split and group it by video (or by clip): ``{group: (utterance ids, features, labels,
+    sequences or None, lengths or None)}``."""
     where = f"{path}, split {split_name!r}"
     for key in ("id", "regression_labels"):
         if key not in split:
@@ -144,12 +165,14 @@ def _load_split(split: Mapping, split_name: str, modalities, text_features, path
             raise ValueError(f"{where}: text_bert must have shape ({n}, 3, L), got {bert.shape}")
         text_mask = bert[:, 1, :] > 0
 
-    pooled = {}
+    pooled, steps = {}, {}
     for key, m in MMSA_MODALITIES.items():
         if m not in modalities:
             continue
         if m == "t" and text_features is not None:
             pooled[m] = _external_text(ids, text_features, where)
+            if keep_sequences:
+                steps[m] = _external_text_steps(ids, text_features)
             continue
         if key not in split:
             if m == "t" and "text_bert" in split:
@@ -174,6 +197,8 @@ def _load_split(split: Mapping, split_name: str, modalities, text_features, path
                 )
         mask = text_mask if text_mask is not None and text_mask.shape[1] == x.shape[1] else None
         pooled[m] = _pool(x, lengths, mask)
+        if keep_sequences:
+            steps[m] = _valid_steps_first(x, lengths, mask)
 
     groups: dict[str, list[tuple]] = {}
     for j, uid in enumerate(ids):
@@ -182,14 +207,18 @@ def _load_split(split: Mapping, split_name: str, modalities, text_features, path
                 f"{where}: utterance {j} has id {uid!r}; expected 'video_id{ID_SEPARATOR}clip_id'"
             )
         video, clip = uid.rsplit(ID_SEPARATOR, 1)
-        groups.setdefault(video, []).append((_clip_key(clip), j))
+        groups.setdefault(uid if per_clip else video, []).append((_clip_key(clip), j))
     out = {}
-    for video, entries in groups.items():
+    for group, entries in groups.items():
         order = [j for _, j in sorted(entries)]
-        out[video] = (
+        seqs = {m: steps[m][0][order] for m in modalities} if keep_sequences else None
+        lengths = {m: steps[m][1][order] for m in modalities} if keep_sequences else None
+        out[group] = (
             [ids[j] for j in order],
             {m: pooled[m][order].astype(np.float32) for m in modalities},
             labels[order],
+            seqs,
+            lengths,
         )
     return out
 
@@ -207,16 +236,55 @@ def _pool(x: np.ndarray, lengths: np.ndarray | None, mask: np.ndarray | None) ->
         stop = min(start + _CHUNK, n)
         chunk = np.array(x[start:stop], dtype=np.float64)
         chunk[np.isneginf(chunk)] = 0.0
-        if lengths is not None:
-            valid = np.arange(L)[None, :] < np.clip(lengths[start:stop], 0, L)[:, None]
-        elif mask is not None:
-            valid = mask[start:stop]
-        else:
-            valid = np.any(chunk != 0, axis=2)
+        valid = _valid_steps(chunk, start, lengths, mask)
         counts = valid.sum(axis=1, keepdims=True).astype(np.float64)
         total = np.einsum("nld,nl->nd", chunk, valid.astype(np.float64))
         np.divide(total, counts, out=out[start:stop], where=counts > 0)
     return out
+
+
+def _valid_steps(chunk: np.ndarray, start: int, lengths: np.ndarray | None, mask: np.ndarray | None) -> np.ndarray:
+    """``(n, L)`` bool valid steps of the utterances ``chunk`` (rows from ``start``): the first
+    ``lengths[i]`` steps if given, else ``mask[i]`` if given, else the steps not all zero."""
+    n, L = chunk.shape[:2]
+    if lengths is not None:
+        return np.arange(L)[None, :] < np.clip(lengths[start:start + n], 0, L)[:, None]
+    if mask is not None:
+        return np.asarray(mask[start:start + n], dtype=bool)
+    return np.any(chunk != 0, axis=2)
+
+
+def _valid_steps_first(x: np.ndarray, lengths: np.ndarray | None, mask: np.ndarray | None
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """``x (n, L, d)`` as float32 with each utterance's valid steps (as :func:`_pool` picks them)
+    moved to the front in order, zeros after and ``-inf → 0``; and the ``(n,)`` int64 counts."""
+    n, L, d = x.shape
+    out = np.zeros((n, L, d), dtype=np.float32)
+    counts = np.zeros(n, dtype=np.int64)
+    for start in range(0, n, _CHUNK):
+        stop = min(start + _CHUNK, n)
+        chunk = np.array(x[start:stop], dtype=np.float32)
+        chunk[np.isneginf(chunk)] = 0.0
+        valid = _valid_steps(chunk, start, lengths, mask)
+        # A stable sort of "not valid" puts the valid steps first, in their order.
+        order = np.argsort(~valid, axis=1, kind="stable")
+        moved = np.take_along_axis(chunk, order[:, :, None], axis=1)
+        count = valid.sum(axis=1)
+        keep = np.arange(L)[None, :] < count[:, None]
+        out[start:stop] = np.where(keep[:, :, None], moved, 0.0)
+        counts[start:stop] = count
+    return out, counts
+
+
+def _external_text_steps(ids: list[str], text_features: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """External text as sequences: a ``(d,)`` vector is one step, an ``(L, d)`` matrix its rows."""
+    rows = [np.asarray(text_features[uid], dtype=np.float32) for uid in ids]
+    rows = [r[None, :] if r.ndim == 1 else r for r in rows]
+    L = max(r.shape[0] for r in rows)
+    out = np.zeros((len(rows), L, rows[0].shape[1]), dtype=np.float32)
+    for i, r in enumerate(rows):
+        out[i, : r.shape[0]] = r
+    return out, np.array([r.shape[0] for r in rows], dtype=np.int64)
 
 
 def _external_text(ids: list[str], text_features: Mapping[str, np.ndarray], where: str) -> np.ndarray:

@@ -1,8 +1,8 @@
 """The missing-modality protocol of a run and the masks it gives each split, in one place.
 
 * :class:`MissingProtocol` says *which* condition a run is under (none, a random rate, a fixed
-  availability set, or a mixture of those) and parses every form a user may give it (dict, float,
-  tuple of names, the CLI's options).
+  availability set, a mixture of those, or a row of the literature's tables) and parses every form a
+  user may give it (dict, float, tuple of names, ``"literature:0.7"``, the CLI's options).
 * :class:`MaskPlan` turns a protocol, a dataset and a seed into availability masks: the valid and test
   masks are built once per run, the training masks per epoch (``plan.train(epoch)``).
 * :func:`protocol_masks` is the one rule behind the plan (the masks of one split), and
@@ -21,6 +21,9 @@ The mask primitives (exact-rate random draws, fixed patterns, the per-split cach
 * Fixed protocol: the pattern on every utterance of every split. ``none``: everything available.
 * Mixed protocol: every conversation of the split draws one condition of the mixture uniformly and
   gets that condition's mask (:func:`mixed_masks`); the draws are seeded like the random protocol's.
+* Literature protocol: the composition of a row of the IMDer / RoHyDR / MD2N tables (shares of
+  utterances with two and with one modality missing, :mod:`mer.data.literature`), drawn like the random
+  protocol: valid/test once per (split, label, seed), train per epoch or once.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from mer.data.conversation import ConversationDataset
+from mer.data.literature import (
+    LITERATURE_LABELS,
+    check_literature_modalities,
+    literature_label,
+    literature_masks,
+)
 from mer.data.missing import (
     check_missing_rate,
     fixed_patterns,
@@ -51,6 +60,7 @@ __all__ = [
     "PROTOCOL_KINDS",
     "TRAIN_MASK_MODES",
     "CONDITION_SETS",
+    "LITERATURE_PREFIXES",
     "protocol_masks",
     "full_masks",
     "epoch_seed",
@@ -62,12 +72,15 @@ __all__ = [
     "mixture_of",
 ]
 
-PROTOCOL_KINDS = ("none", "random", "fixed", "mixed")
+PROTOCOL_KINDS = ("none", "random", "fixed", "mixed", "literature")
 #: How the training split's masks are drawn: anew every epoch, once, or not at all (``"complete"``:
 #: every entry observed in training, the condition applies to validation and test only, as in MD2N).
 TRAIN_MASK_MODES = ("per_epoch", "fixed", "complete")
-#: Which conditions a benchmark runs: the random rates, the fixed sets, or both.
-CONDITION_SETS = ("random", "fixed", "both")
+#: Which conditions a benchmark runs: the random rates, the fixed sets, both, or the literature's
+#: rows ``0.1 … 0.7`` (:mod:`mer.data.literature`).
+CONDITION_SETS = ("random", "fixed", "both", "literature")
+#: The string form of a literature condition: ``"literature:0.7"`` (or its table label ``"lit0.7"``).
+LITERATURE_PREFIXES = ("literature:", "lit")
 
 
 @dataclass
@@ -76,13 +89,16 @@ class MissingProtocol:
 
     Parameters
     ----------
-    kind : {"none", "random", "fixed", "mixed"}
+    kind : {"none", "random", "fixed", "mixed", "literature"}
         ``none``: everything available; ``random``: exact-rate random masks
         (:func:`mer.data.random_missing`); ``fixed``: one availability set for every utterance;
         ``mixed``: the uniform mixture of the conditions in ``mixture`` — every conversation draws one
-        of them (:func:`mixed_masks` says how).
+        of them (:func:`mixed_masks` says how); ``literature``: the composition of a row of the
+        papers' tables (:func:`mer.data.literature.literature_masks`), three modalities only.
     missing_rate : float
-        Random protocol: ``0 ≤ MR ≤ (M − 1)/M``.
+        Random protocol: ``0 ≤ MR ≤ (M − 1)/M``. Literature protocol: the row label, one of
+        ``0.0, 0.1, …, 0.7`` (its realised per-entry rate is
+        :func:`mer.data.literature.realised_missing_rate`: ``2/3`` for ``0.7``).
     pattern : tuple of str, optional
         Fixed protocol: the available modalities.
     seed : int, optional
@@ -97,6 +113,8 @@ class MissingProtocol:
     --------
     >>> MissingProtocol.parse({"kind": "mixed", "mixture": [0.3, ["t", "a"]]}).mixture
     (0.3, ('t', 'a'))
+    >>> MissingProtocol.parse("literature:0.7").condition
+    'lit0.7'
     """
 
     kind: str = "random"
@@ -115,7 +133,9 @@ class MissingProtocol:
     def validate(self, modalities: list[str] | None = None) -> None:
         """Refuse a setting that cannot run. With ``modalities``, a missing rate (here or in the
         mixture) must lie in ``[0, (M − 1)/M]``, and one within rounding of the ceiling (``0.667``,
-        as the tables print 2/3) is set to the ceiling itself; without them, in ``[0, 1)``."""
+        as the tables print 2/3) is set to the ceiling itself; without them, in ``[0, 1)``.
+        A literature protocol needs a row label (``0.0 … 0.7``) and, with ``modalities``, exactly
+        three of them."""
         if self.kind not in PROTOCOL_KINDS:
             raise ValueError(f"unknown protocol kind {self.kind!r}; valid: {list(PROTOCOL_KINDS)}")
         if self.kind == "random":
@@ -136,6 +156,10 @@ class MissingProtocol:
                     )
         if self.kind == "mixed":
             self._validate_mixture(modalities)
+        if self.kind == "literature":
+            self.missing_rate = literature_label(self.missing_rate)
+            if modalities is not None:
+                check_literature_modalities(modalities)
 
     def _validate_mixture(self, modalities: list[str] | None) -> None:
         if not isinstance(self.mixture, tuple) or not self.mixture:
@@ -189,7 +213,8 @@ class MissingProtocol:
     @property
     def condition(self) -> str:
         """Table label: ``"0.0"``, ``"0.3"``, ``"0.667"`` (random, rate to at most 3 decimals),
-        ``"{t,a}"`` (fixed), ``"mixed"``, ``"full"`` (none)."""
+        ``"{t,a}"`` (fixed), ``"mixed"``, ``"lit0.7"`` (literature: its row label, never confused
+        with the random rate of the same number), ``"full"`` (none)."""
         if self.kind == "random":
             text = f"{float(self.missing_rate):.3f}".rstrip("0")
             return text + "0" if text.endswith(".") else text
@@ -197,17 +222,22 @@ class MissingProtocol:
             return "{" + ",".join(self.pattern or ()) + "}"
         if self.kind == "mixed":
             return "mixed"
+        if self.kind == "literature":
+            return f"lit{float(self.missing_rate):.1f}"
         return "full"
 
     @classmethod
     def parse(cls, value: Any, modalities: list[str] | None = None) -> "MissingProtocol":
         """Accept a :class:`MissingProtocol`, a dict of its fields (``{"kind": "mixed", "mixture":
-        [...]}`` for a mixture), ``None`` or ``"none"`` (everything available), a float (random rate)
-        or a tuple/list of modality names (fixed pattern)."""
+        [...]}`` for a mixture), ``None`` or ``"none"`` (everything available), a float (random rate),
+        a tuple/list of modality names (fixed pattern), or ``"literature:0.7"`` / ``"lit0.7"`` (a row
+        of the literature's tables; ``{"kind": "literature", "missing_rate": 0.7}`` as a dict)."""
         if isinstance(value, MissingProtocol):
             out = dataclasses.replace(value)
         elif value is None or (isinstance(value, str) and value == "none"):
             out = cls(kind="none")
+        elif isinstance(value, str) and value.strip().startswith(LITERATURE_PREFIXES):
+            out = cls(kind="literature", missing_rate=_literature_text(value))
         elif isinstance(value, Mapping):
             out = cls.from_dict(value)
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -216,8 +246,9 @@ class MissingProtocol:
             out = cls(kind="fixed", pattern=tuple(value))
         else:
             raise ValueError(
-                "masks must be a Protocol, a dict of its fields, None or 'none', a missing rate (float) "
-                f"or a tuple of available modality names such as ('t',); got {value!r}"
+                "masks must be a Protocol, a dict of its fields, None or 'none', a missing rate (float), "
+                "a tuple of available modality names such as ('t',), or a literature row such as "
+                f"'literature:0.7'; got {value!r}"
             )
         out.validate(modalities)
         return out
@@ -237,6 +268,19 @@ class MissingProtocol:
 
 #: The name this class had before it moved here; ``mer.Protocol`` keeps working.
 Protocol = MissingProtocol
+
+
+def _literature_text(text: str) -> float:
+    """``"literature:0.7"`` or ``"lit0.7"`` → ``0.7`` (checked by :meth:`MissingProtocol.validate`)."""
+    body = text.strip()
+    body = body[len("literature:"):] if body.startswith("literature:") else body[len("lit"):]
+    try:
+        return float(body)
+    except ValueError:
+        raise ValueError(
+            f"masks {text!r}: a literature condition is 'literature:LABEL' (or 'litLABEL'), LABEL one "
+            f"of 0.0, 0.1, ..., 0.7, e.g. 'literature:0.7'"
+        ) from None
 
 
 def _mixture_item(item: Any) -> Any:
@@ -280,7 +324,8 @@ def protocol_from_options(
     mixture: Sequence | None = None,
 ) -> MissingProtocol:
     """``base`` with the command line's protocol options applied (``--protocol``, ``--missing-rate``,
-    ``--pattern``, ``--mixture``); the kind, when not given, follows from which option is set."""
+    ``--pattern``, ``--mixture``); the kind, when not given, follows from which option is set.
+    ``--protocol literature`` reads ``--missing-rate`` as the row label (``0.0 … 0.7``)."""
     kind = kind or ("mixed" if mixture else "fixed" if pattern
                     else "random" if missing_rate is not None else None)
     if kind is None:
@@ -293,6 +338,12 @@ def protocol_from_options(
     if kind == "random":
         rate = missing_rate if missing_rate is not None else base.missing_rate
         return MissingProtocol("random", float(rate), None, base.seed)
+    if kind == "literature":
+        if missing_rate is None and base.kind != "literature":
+            raise ValueError("--protocol literature needs --missing-rate LABEL, the table row: one of "
+                             "0.0, 0.1, ..., 0.7 (e.g. --missing-rate 0.7)")
+        label = missing_rate if missing_rate is not None else base.missing_rate
+        return MissingProtocol("literature", float(label), None, base.seed)
     if kind == "fixed":
         pattern = pattern or base.pattern
         if not pattern:
@@ -323,7 +374,9 @@ def benchmark_conditions(
 ) -> list[MissingProtocol]:
     """The conditions of a benchmark: ``which="random"`` the rates (default
     :func:`default_missing_rates`), ``"fixed"`` the availability sets (default all ``2^M − 1``),
-    ``"both"`` the rates then the sets."""
+    ``"both"`` the rates then the sets, ``"literature"`` the literature's rows (``missing_rates``
+    holds their labels; default ``0.1 … 0.7``, :data:`mer.data.literature.LITERATURE_LABELS`; three
+    modalities only)."""
     if which not in CONDITION_SETS:
         raise ValueError(f"protocol must be one of {list(CONDITION_SETS)}, got {which!r}")
     modalities = list(modalities)
@@ -334,13 +387,24 @@ def benchmark_conditions(
     if which in ("fixed", "both"):
         chosen = fixed_patterns(modalities) if patterns is None else patterns
         conditions += [MissingProtocol.parse(tuple(p), modalities) for p in chosen]
+    if which == "literature":
+        labels = LITERATURE_LABELS if missing_rates is None else missing_rates
+        conditions += [MissingProtocol.parse({"kind": "literature", "missing_rate": float(label)}, modalities)
+                       for label in labels]
     if not conditions:
         raise ValueError("give at least one missing rate or pattern")
     return conditions
 
 
 def mixture_of(conditions: Sequence[MissingProtocol]) -> MissingProtocol:
-    """The uniform mixture of random / fixed ``conditions`` (the benchmark's shared training)."""
+    """The uniform mixture of random / fixed ``conditions`` (the benchmark's shared training).
+
+    Literature conditions are refused: a mixture draws a condition per conversation, and a
+    composition drawn over one short conversation would not be the row's composition."""
+    refused = [c.condition for c in conditions if c.kind not in ("random", "fixed")]
+    if refused:
+        raise ValueError(f"a mixture takes random and fixed conditions only, got {refused}; train the "
+                         "literature's rows one model per condition (training='per_condition')")
     items = [float(c.missing_rate) if c.kind == "random" else tuple(c.pattern) for c in conditions]
     return MissingProtocol(kind="mixed", mixture=tuple(items))
 
@@ -397,7 +461,7 @@ def protocol_masks(
 ) -> list[np.ndarray]:
     """Masks ``(N_i, M)`` for the conversations of ``dataset.split(split)``, in split order.
 
-    ``epoch`` matters only for the training split of the random and mixed protocols with
+    ``epoch`` matters only for the training split of the random, mixed and literature protocols with
     ``train_masks="per_epoch"``; ``train_masks="complete"`` gives the training split every entry
     whatever the protocol. A run asks its :class:`MaskPlan` instead.
     """
@@ -409,6 +473,8 @@ def protocol_masks(
     redraw = split == "train" and train_masks == "per_epoch" and epoch is not None
     if protocol.kind == "mixed":
         return mixed_masks(part, protocol, epoch_seed(seed, epoch) if redraw else seed, split)[0]
+    if protocol.kind == "literature":
+        return literature_masks(part, protocol.missing_rate, seed=epoch_seed(seed, epoch) if redraw else seed)
     if redraw:
         return random_missing(part, protocol.missing_rate, seed=epoch_seed(seed, epoch))
     return list(split_masks(dataset, split, protocol.missing_rate, seed=seed))
@@ -430,9 +496,9 @@ class MaskPlan:
     seed : int
         The mask seed (the run's seed unless the protocol sets its own).
     train_masks : {"per_epoch", "fixed", "complete"}
-        Random and mixed protocols: redraw the training masks every epoch (seed :func:`epoch_seed`)
-        or draw them once. ``"complete"``: the training split is complete under every protocol (the
-        protocol's condition applies to validation and test only).
+        Random, mixed and literature protocols: redraw the training masks every epoch (seed
+        :func:`epoch_seed`) or draw them once. ``"complete"``: the training split is complete under
+        every protocol (the protocol's condition applies to validation and test only).
 
     Every mask is a boolean ``(N_i, M)`` array, one per conversation of the split, in split order.
 

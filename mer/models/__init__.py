@@ -11,6 +11,7 @@ import warnings
 from mer.models.encoders import ModalityEncoder, ModalityEncoders
 from mer.models.fusion import GraphFusion
 from mer.models.heads import PredictionHead
+from mer.models.mult import MulTFusion
 
 __all__ = [
     "GraphFusion",

@@ -11,19 +11,24 @@ from torch import Tensor, nn
 
 from mer.data.collate import ConversationBatch
 from mer.data.conversation import ConversationDataset
+from mer.data.sequences import step_statistics
 
 __all__ = ["FeatureScaler", "feature_statistics"]
 
 
 def feature_statistics(
-    dataset: ConversationDataset, modalities: Sequence[str], split: str = "train", eps: float = 1e-6
+    dataset: ConversationDataset, modalities: Sequence[str], split: str = "train", eps: float = 1e-6,
+    *, steps: bool = False,
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Modality → ``(μ_m, σ_m)``, each ``(d_m,)`` float64, over every utterance of ``split``.
+    """Modality → ``(μ_m, σ_m)``, each ``(d_m,)`` float64, over every utterance of ``split`` (with
+    ``steps=True``: over every real step of the utterances' sequences).
 
     ``σ`` is floored at ``eps``. A dataset without ``split`` conversations uses all of them. The one
     place the training-split statistics are computed (the scaler's and mean fill's).
     """
     indices = dataset.splits.get(split) or list(range(len(dataset)))
+    if steps:
+        return step_statistics([dataset[i] for i in indices], modalities, eps)
     stats = {}
     for m in modalities:
         stacked = np.concatenate([dataset[i].features[m] for i in indices]).astype(np.float64)
@@ -48,6 +53,7 @@ class FeatureScaler(nn.Module):
         super().__init__()
         self.modalities = tuple(feature_dims)
         self.eps = float(eps)
+        self.steps = False  # fitted on per-step sequences (set by fit)
         for m, d in feature_dims.items():
             self.register_buffer(f"mean_{m}", torch.zeros(int(d)))
             self.register_buffer(f"std_{m}", torch.ones(int(d)))
@@ -61,10 +67,12 @@ class FeatureScaler(nn.Module):
         return getattr(self, f"std_{modality}")
 
     @torch.no_grad()
-    def fit(self, dataset: ConversationDataset, split: str = "train") -> "FeatureScaler":
+    def fit(self, dataset: ConversationDataset, split: str = "train", *, steps: bool = False) -> "FeatureScaler":
         """Statistics over every utterance of ``split`` (or of the whole dataset if it has no
-        ``split`` conversations)."""
-        for m, (mean, std) in feature_statistics(dataset, self.modalities, split, self.eps).items():
+        ``split`` conversations); ``steps=True``: over every real step of their sequences."""
+        self.steps = bool(steps)
+        for m, (mean, std) in feature_statistics(dataset, self.modalities, split, self.eps,
+                                                 steps=self.steps).items():
             self.mean(m).copy_(torch.from_numpy(mean))
             self.std(m).copy_(torch.from_numpy(std))
         return self

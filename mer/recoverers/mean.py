@@ -32,7 +32,8 @@ class MeanFill(Recoverer):
 
     @torch.no_grad()
     def fit_statistics(self, train: ConversationDataset, scaler: FeatureScaler) -> None:
-        for m, (raw_mean, _) in feature_statistics(train, self.modalities, "train").items():
+        for m, (raw_mean, _) in feature_statistics(train, self.modalities, "train",
+                                                            steps=scaler.steps).items():
             mean = torch.from_numpy(raw_mean).to(scaler.mean(m))
             getattr(self, f"fill_{m}").copy_(scaler.transform(m, mean))
 

@@ -36,7 +36,7 @@ def build_model(
     recoverer = build_recoverer(
         config.recoverer,
         list(modalities),
-        dict(feature_dims),
+        config.model.recovery_dims(feature_dims),
         graph_config=config.model.graph,
         **config.recoverer_kwargs,
     )

@@ -152,8 +152,8 @@ _fingerprints: "weakref.WeakKeyDictionary[ConversationDataset, str]" = weakref.W
 
 def dataset_fingerprint(dataset: ConversationDataset) -> str:
     """``"sha256:<hex>"`` of a dataset's content: modalities, task, classes, label range, splits and,
-    per conversation, its id, utterance ids, feature matrices (dtype, shape, bytes), labels and
-    speakers. The free-form ``name`` is left out. Computed once per dataset object (datasets are
+    per conversation, its id, utterance ids, feature matrices (dtype, shape, bytes), labels,
+    speakers and, when present, sequences and their lengths. The free-form ``name`` is left out. Computed once per dataset object (datasets are
     not modified in place)."""
     cached = _fingerprints.get(dataset)
     if cached is not None:
@@ -177,6 +177,10 @@ def dataset_fingerprint(dataset: ConversationDataset) -> str:
             array(conv.features[m])
         array(conv.labels)
         array(conv.speakers)
+        if conv.sequences is not None:  # absent before sequences existed: old fingerprints hold
+            for m in dataset.modalities:
+                array(conv.sequences[m])
+                array(conv.sequence_lengths[m])
     fingerprint = "sha256:" + h.hexdigest()
     _fingerprints[dataset] = fingerprint
     return fingerprint

@@ -161,7 +161,7 @@ def _evaluate_once(model: MERModel, conversations: Sequence, masks: Sequence[np.
         n_utt += n
         preds.append(out.prediction[mask].cpu())
         labels.append(batch.labels[mask].cpu())
-        s, c = recovery_error(out.batch, batch.availability, out.recovery.features)
+        s, c = recovery_error(out.batch, out.observed, out.recovery.features)
         sse += float(s)
         count += float(c)
     pred, true = torch.cat(preds), torch.cat(labels)
@@ -380,6 +380,10 @@ class TrainedModel:
         * ``recovery_mse`` — the per-feature MSE over the unobserved entries (NaN when none), as
           :meth:`evaluate` computes it from one draw; ``samples`` — the draws averaged.
         """
+        if self.model.uses_sequences:
+            raise ValueError("recover() returns utterance vectors; this model (fusion 'mult') recovers "
+                             "each missing modality's step sequence, so there is no vector per utterance "
+                             "to return: read ModelOutput.recovery of a forward pass instead")
         draws = draw_count(self.model, samples)
         part, mask_list = self._split_and_masks(dataset, split, masks)
         conversations = list(part)
@@ -407,7 +411,7 @@ class TrainedModel:
         """``batch_size`` (default ``train.eval_batch_size``), shrunk to fit ``train.step_memory`` for
         ``dataset``'s longest conversation as in training (:mod:`mer.training.memory`)."""
         wanted = batch_size or self.config.train.eval_batch_size
-        return conversations_within(self.model.recoverer, dataset.max_utterances, wanted,
+        return conversations_within(self.model, dataset.max_utterances, wanted,
                                     step_budget(self.config.train))
 
     def _split_and_masks(self, dataset: ConversationDataset, split: str, masks: Any) -> tuple:

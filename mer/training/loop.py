@@ -185,10 +185,10 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
     info = dataset_info(dataset)
     _seed_everything(cfg.seed)
     model = build_model(cfg, dataset.modalities, dataset.feature_dims, dataset.task, dataset.num_classes)
-    model.scaler.fit(dataset, "train")
-    model.recoverer.fit_statistics(dataset.split("train"), model.scaler)
-    steps = plan_steps(model.recoverer, dataset.max_utterances, cfg.train)
-    model.recoverer.check_memory(dataset, steps.train, dev)  # refuse before the first epoch
+    model.fit_statistics(dataset)
+    steps = plan_steps(model, dataset.max_utterances, cfg.train)
+    if not model.uses_sequences:  # per-utterance rows of at most sequence_steps steps always fit
+        model.recoverer.check_memory(dataset, steps.train, dev)  # refuse before the first epoch
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
 

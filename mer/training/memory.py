@@ -42,7 +42,9 @@ class StepPlan:
 
 
 def conversations_within(recoverer, max_utterances: int, wanted: int, budget: int | None) -> int:
-    """The largest ``b ≤ wanted`` (at least 1) whose :meth:`estimate_memory` ``(max_utterances, b)``
+    """``recoverer``: anything with ``estimate_memory(max_utterances, batch_size)`` — a
+    :class:`~mer.recoverers.Recoverer`, or a :class:`~mer.model.MERModel` (which knows what its
+    recoverer sees under ``fusion = "mult"``). The largest ``b ≤ wanted`` (at least 1) whose :meth:`estimate_memory` ``(max_utterances, b)``
     is within ``budget`` bytes; ``wanted`` when there is no budget or no estimate."""
     wanted = max(1, int(wanted))
     if budget is None or recoverer.estimate_memory(max_utterances, wanted) is None:

@@ -214,5 +214,6 @@ def test_shared_resume_skips_finished_pairs_and_retrains_incomplete_ones(tiny, t
 def test_run_benchmark_rejects_an_unknown_training_mode_or_protocol(tiny):
     with pytest.raises(ValueError, match=r"training must be one of \['per_condition', 'shared'\]"):
         mer.run_benchmark(tiny, recoverers=["zero"], training="per-condition", config=TINY)
-    with pytest.raises(ValueError, match=r"protocol must be one of \['random', 'fixed', 'both'\]"):
+    with pytest.raises(ValueError,
+                       match=r"protocol must be one of \['random', 'fixed', 'both', 'literature'\]"):
         mer.run_benchmark(tiny, recoverers=["zero"], protocol="mixed", config=TINY)

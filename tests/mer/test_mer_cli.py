@@ -119,7 +119,7 @@ def test_cli_benchmark_protocol_and_training_flags_reach_run_benchmark(tmp_path,
     assert "invalid choice" in capsys.readouterr().err
     help_text = " ".join(build_parser()._subparsers._group_actions[0].choices["benchmark"]
                          .format_help().split())
-    assert "{random,fixed,both}" in help_text and "{per-condition,shared}" in help_text
+    assert "{random,fixed,both,literature}" in help_text and "{per-condition,shared}" in help_text
     assert "uniform mixture of all conditions" in help_text
 
 
