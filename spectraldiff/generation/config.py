@@ -12,11 +12,12 @@ from pathlib import Path
 
 from ..atomic import atomic_write_json
 
-__all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES", "EDGE_SAMPLING"]
+__all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES", "EDGE_SAMPLING", "DECODER_INPUTS"]
 
 SPECTRAL_NETWORKS = ("mlp", "transformer")
 NODE_COUNT_SCHEMES = ("iid", "stratified")
 EDGE_SAMPLING = ("threshold", "bernoulli")
+DECODER_INPUTS = ("noised", "denoised")
 
 
 @dataclass
@@ -74,9 +75,15 @@ class GenerationConfig:
         ``spectral_vectors`` model only: width and PPGN blocks of the edge decoder
         (:class:`~spectraldiff.generation.edge_decoder.EigenpairEdgeDecoder`).
     decoder_noise : float
-        ``spectral_vectors`` model only: standard deviation of the Gaussian noise added to the clean
-        eigenpairs the decoder is trained on (in the diffused, unit-variance scale), so it tolerates the
-        errors of generated ones.
+        ``spectral_vectors`` model with ``decoder_inputs="noised"`` only: standard deviation of the
+        Gaussian noise added to the clean eigenpairs the decoder is trained on (in the diffused,
+        unit-variance scale), so it tolerates the errors of generated ones.
+    decoder_inputs : str
+        ``spectral_vectors`` model only: what the edge decoder is trained on. ``"noised"`` (default):
+        the clean eigenpairs plus ``decoder_noise``. ``"denoised"``: the score network's one-step
+        (Tweedie) estimate ``x̂_0`` of them from the diffused state at a random time where signal
+        dominates noise, detached, so the decoder learns from eigenpairs with the network's own errors
+        (:meth:`~spectraldiff.generation.spectral_vectors.SpectralVectorGenerator.decoder_training_input`).
     edge_sampling : str
         ``spectral_vectors`` model only: ``"threshold"`` (edge where the decoded probability exceeds
         ``threshold``) or ``"bernoulli"`` (each edge drawn with its decoded probability).
@@ -105,6 +112,7 @@ class GenerationConfig:
     decoder_dim: int = 32
     decoder_layers: int = 2
     decoder_noise: float = 0.1
+    decoder_inputs: str = "noised"
     edge_sampling: str = "threshold"
 
     def __post_init__(self):
@@ -122,7 +130,7 @@ class GenerationConfig:
         if not self.decoder_noise >= 0.0:  # also refuses NaN
             raise ValueError(f"decoder_noise must be ≥ 0, got {self.decoder_noise}")
         for name, choices in (("spectral_network", SPECTRAL_NETWORKS), ("node_counts", NODE_COUNT_SCHEMES),
-                              ("edge_sampling", EDGE_SAMPLING)):
+                              ("edge_sampling", EDGE_SAMPLING), ("decoder_inputs", DECODER_INPUTS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
         if not self.learning_rate > 0:  # also refuses NaN

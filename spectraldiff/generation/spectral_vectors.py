@@ -11,7 +11,8 @@ model learns the spectrum, not one arbitrary basis of it.
 
 A learned decoder (:class:`.EigenpairEdgeDecoder`, sign- and basis-invariant) is trained beside it
 with binary cross-entropy to predict the training graphs' edges from their clean (slightly noised)
-eigenpairs; at sampling it reads generated ones. Only the node count comes from the training data.
+eigenpairs, or from the score network's denoised estimates of them (``decoder_inputs="denoised"``);
+at sampling it reads generated ones. Only the node count comes from the training data.
 
 Conditioning on a target spectrum is one call, ``model.sample(8, eigenvalues=lam)``: the eigenvalues
 are held at ``lam`` (noised to the current time at each step, exact at the end, the inpainting of
@@ -27,6 +28,7 @@ from torch.nn import functional as F
 
 from ..eigh import node_mask
 from ..losses import dsm_loss
+from ..noising import perturb
 from ..sampling import pc_sampler
 from .config import GenerationConfig
 from .dense import graphs_to_dense
@@ -49,8 +51,8 @@ class SpectralVectorGenerator(GraphGenerator):
     ----------
     config : GenerationConfig
         Uses ``num_eigenvectors`` (``k``), ``hidden_dim`` and ``num_layers`` (score network),
-        ``decoder_dim``, ``decoder_layers``, ``decoder_noise``, ``edge_sampling``, ``threshold``, the
-        SDE and sampler settings and ``node_counts``.
+        ``decoder_dim``, ``decoder_layers``, ``decoder_noise``, ``decoder_inputs``, ``edge_sampling``,
+        ``threshold``, the SDE and sampler settings and ``node_counts``.
 
     Shapes
     ------
@@ -163,21 +165,67 @@ class SpectralVectorGenerator(GraphGenerator):
         masks = self._state_masks(nodes, slots)
         state = {VECTORS: batch[VECTORS], VALUES: batch[VALUES]}
         losses = dsm_loss(self._score_fn(self.network, nodes, slots), self.sde, state, mask=masks, generator=generator)
-        # The decoder learns from clean eigenpairs blurred a little, since generated ones are not exact.
-        # Its N² pairs dominate the cost on large graphs, and it needs far fewer graph visits than the
-        # diffusion, so it sees only the first DECODER_GRAPHS graphs of the (random) batch, trimmed to
-        # their largest size.
+        # The decoder's N² pairs dominate the cost on large graphs, and it needs far fewer graph visits
+        # than the diffusion, so it sees only the first DECODER_GRAPHS graphs of the (random) batch,
+        # trimmed to their largest size.
         part = slice(0, DECODER_GRAPHS)
         n = int(batch["node_mask"][part].sum(dim=1).max())
         nodes_d, slots_d = nodes[part, :n], slots[part]
-        sigma = self.config.decoder_noise
-        vectors = state[VECTORS][part, :n]
-        vectors = vectors + sigma * torch.randn(vectors.shape, generator=generator) * masks[VECTORS][part, :n]
-        values = state[VALUES][part] + sigma * torch.randn(slots_d.shape, generator=generator) * slots_d
-        logits = self.network["decoder"](vectors, self.unscale_values(values, slots_d.float()), nodes_d, slots_d)
+        inputs = self.decoder_training_input({VECTORS: state[VECTORS][part, :n], VALUES: state[VALUES][part]},
+                                             nodes_d, slots_d, generator)
+        logits = self.network["decoder"](inputs[VECTORS], self.unscale_values(inputs[VALUES], slots_d.float()),
+                                         nodes_d, slots_d)
         pairs = torch.triu(_pair_mask(nodes_d), diagonal=1)
         bce = F.binary_cross_entropy_with_logits(logits[pairs], batch["adjacency"][part, :n, :n][pairs])
         return losses[VECTORS] + losses[VALUES] + bce
+
+    def decoder_training_input(self, state: dict[str, Tensor], nodes: Tensor, slots: Tensor,
+                               generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """The eigenpairs the edge decoder is trained on, made from clean ones.
+
+        Generated eigenpairs are not exact (not orthonormal, blurred spectra), so the decoder is not
+        trained on the clean ones. With ``config.decoder_inputs="noised"`` it reads them plus Gaussian
+        noise of std ``decoder_noise`` (draws: the eigenvectors' noise, then the eigenvalues'). With
+        ``"denoised"`` it reads the errors of the diffusion itself: the training network's one-step
+        (Tweedie) estimate ``x̂_0 = (x_t − std(t) ε̂(x_t, t)) / mean(t)`` (:meth:`SDE.data_from_noise`)
+        from a draw ``x_t`` of the forward kernel at ``t`` uniform on ``[eps, t_eq]``, without gradient
+        (draws: ``t``, then the eigenvectors' and the eigenvalues' noise). ``t_eq`` (:meth:`equal_noise_time`)
+        is where the kernel's noise std equals its signal scale ``mean(t)``: beyond it ``x̂_0`` multiplies
+        the network's error by ``std(t) / mean(t)`` (about 150 at ``T`` for the VP SDE).
+
+        Parameters
+        ----------
+        state : dict
+            ``eigenvectors`` ``(B, N, k)`` and ``eigenvalues`` ``(B, k)`` in the diffused scale (as
+            :meth:`training_batch` returns them).
+        nodes, slots : Tensor
+            ``(B, N)`` and ``(B, k)`` bool masks.
+
+        Returns
+        -------
+        dict
+            The same keys and shapes, in the diffused scale; padded nodes and slots zero.
+        """
+        masks = self._state_masks(nodes, slots)
+        if self.config.decoder_inputs == "noised":
+            sigma = self.config.decoder_noise
+            return {key: state[key] + sigma * torch.randn(state[key].shape, generator=generator) * masks[key]
+                    for key in (VECTORS, VALUES)}
+        sde, B = self.sde, state[VALUES].shape[0]
+        t = sde.eps + (self.equal_noise_time() - sde.eps) * torch.rand(B, generator=generator)
+        noisy = {key: perturb(state[key], t, sde, masks[key], generator=generator)[0] for key in (VECTORS, VALUES)}
+        with torch.no_grad():
+            eps_vectors, eps_values = self.network["score"](noisy[VECTORS], noisy[VALUES], t, nodes, slots)
+        noise = {VECTORS: eps_vectors, VALUES: eps_values}
+        return {key: sde.data_from_noise(noise[key], noisy[key], t) * masks[key] for key in (VECTORS, VALUES)}
+
+    def equal_noise_time(self) -> float:
+        """The largest time (on a grid of 1001 over ``[eps, T]``) where the forward kernel's std is at
+        most its mean coefficient, ``std(t) ≤ mean(t)`` (0.26 for the default VP SDE, 0.54 for the VE)."""
+        sde = self.sde
+        t = torch.linspace(sde.eps, sde.T, 1001, dtype=torch.float64)
+        mean, std = sde.marginal_prob(torch.ones_like(t), t)
+        return float(t[std <= mean].max()) if bool((std <= mean).any()) else sde.eps
 
     # -- sampling -------------------------------------------------------------------------------
     @torch.no_grad()

@@ -168,7 +168,8 @@ def test_generated_graphs_differ_from_the_training_graphs():
 
 def test_config_fields_are_backwards_compatible_and_checked():
     old = {k: v for k, v in GenerationConfig().to_dict().items()
-           if k not in ("num_eigenvectors", "decoder_dim", "decoder_layers", "decoder_noise", "edge_sampling")}
+           if k not in ("num_eigenvectors", "decoder_dim", "decoder_layers", "decoder_noise", "decoder_inputs",
+                        "edge_sampling")}
     assert GenerationConfig.from_dict(old) == GenerationConfig()
     assert GenerationConfig.from_dict(tiny_config().to_dict()) == tiny_config()
     with pytest.raises(ValueError, match="edge_sampling"):
@@ -177,3 +178,59 @@ def test_config_fields_are_backwards_compatible_and_checked():
         tiny_config(num_eigenvectors=0)
     with pytest.raises(ValueError, match="decoder_noise"):
         tiny_config(decoder_noise=-0.1)
+
+
+def test_decoder_inputs_option_is_checked_and_names_the_valid_values():
+    assert GenerationConfig().decoder_inputs == "noised"
+    with pytest.raises(ValueError, match=r"decoder_inputs must be one of \['noised', 'denoised'\]"):
+        tiny_config(decoder_inputs="tweedie")
+
+
+def test_denoised_decoder_inputs_are_the_score_networks_tweedie_estimate():
+    from spectraldiff.noising import perturb
+
+    model = SpectralVectorGenerator(tiny_config(decoder_inputs="denoised"))
+    model.fit(toy_graphs())
+    batch = model.training_batch(torch.arange(6), torch.Generator().manual_seed(0))
+    state = {"eigenvectors": batch["eigenvectors"], "eigenvalues": batch["eigenvalues"]}
+    nodes, slots = batch["node_mask"], batch["slot_mask"]
+    got = model.decoder_training_input(state, nodes, slots, torch.Generator().manual_seed(1))
+    # The same draws by hand: t uniform on [eps, t_eq], then the kernel's noise, then x̂_0 from ε̂.
+    g, sde = torch.Generator().manual_seed(1), model.sde
+    t_eq = model.equal_noise_time()
+    assert 0.2 < t_eq < 0.3  # VP SDE: std(t) = mean(t) near t = 0.26
+    t = sde.eps + (t_eq - sde.eps) * torch.rand(6, generator=g)
+    masks = {"eigenvectors": nodes[:, :, None] & slots[:, None, :], "eigenvalues": slots}
+    noisy = {key: perturb(state[key], t, sde, masks[key], generator=g)[0] for key in state}
+    with torch.no_grad():
+        eps = dict(zip(state, model.network["score"](noisy["eigenvectors"], noisy["eigenvalues"], t, nodes, slots)))
+    for key in state:
+        expected = sde.data_from_noise(eps[key], noisy[key], t) * masks[key]
+        assert torch.allclose(got[key], expected, atol=1e-6), key
+        assert not got[key].requires_grad
+        assert not torch.allclose(got[key], state[key], atol=1e-2)  # not the clean eigenpairs
+    assert torch.all(got["eigenvectors"][~masks["eigenvectors"]] == 0)
+    # Under the default the decoder reads the clean eigenpairs plus decoder_noise, a different input.
+    model.config.decoder_inputs = "noised"
+    noised = model.decoder_training_input(state, nodes, slots, torch.Generator().manual_seed(1))
+    assert not torch.allclose(noised["eigenvectors"], got["eigenvectors"], atol=1e-2)
+    residual = (noised["eigenvectors"] - state["eigenvectors"])[masks["eigenvectors"]]
+    assert abs(float(residual.std()) - model.config.decoder_noise) < 0.03
+
+
+def test_training_feeds_the_decoder_its_training_input():
+    model = SpectralVectorGenerator(tiny_config(decoder_inputs="denoised", epochs=1))
+    model.fit(toy_graphs())
+    made, seen = [], []
+    original = model.decoder_training_input
+
+    def recording(*args, **kwargs):
+        made.append(original(*args, **kwargs))
+        return made[-1]
+
+    model.decoder_training_input = recording
+    model.network["decoder"].register_forward_pre_hook(lambda module, args: seen.append(args))
+    model._batch_loss(torch.arange(6), torch.Generator().manual_seed(0))
+    vectors, values, nodes, slots = seen[0]
+    assert torch.equal(vectors, made[0]["eigenvectors"])
+    assert torch.allclose(values, model.unscale_values(made[0]["eigenvalues"], slots.float()))
