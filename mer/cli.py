@@ -96,6 +96,10 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--data-format", choices=["mmsa", "gcnet"], default=None,
                    help="format of --data (default: gcnet when --feature-dirs is given, else mmsa)")
     g.add_argument("--feature-dirs", metavar="M=DIR,...", help="GCNet: per-modality .npy directories")
+    g.add_argument("--sequences", action="store_true",
+                   help="MMSA: keep each clip's per-step sequences (for --set model.fusion=mult)")
+    g.add_argument("--per-clip", action="store_true",
+                   help="MMSA: every clip its own sample, no cross-clip context (the papers' view)")
     g.add_argument("--synthetic-conversations", type=int, default=None, metavar="N",
                    help="size of the synthetic or gaussian set (default 300)")
     g.add_argument("--data-seed", type=int, default=None,
@@ -118,6 +122,14 @@ def _generated_sources() -> list[str]:
         if all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in parameters):
             names.append(name)
     return names
+
+
+def _kept_options(base: DataConfig, source: str) -> dict:
+    """The loader options a config or ``--set data.options.*`` gave for ``source`` (its file path
+    aside), so that ``--data FILE`` does not drop them."""
+    if base.source != source:
+        return {}
+    return {k: v for k, v in base.options.items() if k not in ("path", "label_pickle", "feature_dirs")}
 
 
 def _data_config(args, base: DataConfig) -> DataConfig:
@@ -144,9 +156,14 @@ def _data_config(args, base: DataConfig) -> DataConfig:
                     raise ValueError(f"--feature-dirs {k}={v}: {v} is not a folder; give the folder of "
                                      f"modality {k!r}'s .npy files")
                 dirs[k] = v
-            data = DataConfig("gcnet", {"label_pickle": args.data, "feature_dirs": dirs})
+            data = DataConfig("gcnet", {**_kept_options(base, "gcnet"), "label_pickle": args.data,
+                                        "feature_dirs": dirs})
         else:
-            data = DataConfig("mmsa", {"path": args.data})
+            data = DataConfig("mmsa", {**_kept_options(base, "mmsa"), "path": args.data})
+            if args.sequences:
+                data.options["sequences"] = True
+            if args.per_clip:
+                data.options["per_clip"] = True
     else:
         data = DataConfig(base.source, dict(base.options), base.task)
         if named and args.data != base.source:

@@ -213,6 +213,9 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
     run_log = RunLog(out, append=state.epoch > 0) if main else _Silent()
     with run_log as log, _tracking(trackers, cfg, state.epoch):
         log.info("%s", _start_line(cfg, dataset, dev, out, state.epoch, stopped))
+        if model.uses_sequences and not dataset.has_sequences:
+            log.warning("model.fusion='mult' on %s, which has no sequences: every utterance is one step "
+                        "of its vector (load MMSA files with sequences=True, --sequences)", dataset.name)
         if steps.split(cfg.train.batch_size) or steps.eval < cfg.train.eval_batch_size:
             log.info("%s", _memory_line(steps, cfg))
         for epoch in epochs_bar:
@@ -280,6 +283,9 @@ class _Silent:
         pass
 
     def info(self, msg: str, *args) -> None:
+        pass
+
+    def warning(self, msg: str, *args) -> None:
         pass
 
 

@@ -109,6 +109,11 @@ class RunLog:
             self._handler.close()
             self._handler = None
 
+    def warning(self, msg: str, *args) -> None:
+        """Log ``msg % args`` at WARNING on ``mer.training`` (shown even with nothing configured) and
+        into ``train.log``."""
+        LOGGER.warning(msg, *args, stacklevel=2)
+
     def info(self, msg: str, *args) -> None:
         """Log ``msg % args`` at INFO on ``mer.training``, and into ``train.log`` even when the
         logger's level hides INFO (the default: nothing configured)."""

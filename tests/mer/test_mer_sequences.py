@@ -246,3 +246,24 @@ def test_mult_on_classification_sequences_and_on_vector_data():
     assert not vec.has_sequences
     metrics = mer.train(vec, recoverer="mean", masks=0.3, config=MULT, seed=0).evaluate(vec)
     assert np.isfinite(metrics["mae"]) and np.isfinite(metrics["recovery_mse"])
+
+
+def test_cli_keeps_mmsa_options_and_warns_when_mult_has_no_sequences(aligned_file, tmp_path, caplog):
+    import json
+    import logging
+
+    from mer.cli import main
+
+    path, _ = aligned_file
+    out = tmp_path / "run"
+    args = ["train", "--data", str(path), "--recoverer", "mean", "--epochs", "1", "--per-clip", "--set",
+            "data.source=mmsa", "data.options.sequences=true", "model.fusion=mult", "model.dim=8",
+            "model.mult.heads=2", "model.mult.layers=1", "--out", str(out)]
+    assert main(args) == 0
+    data = json.loads((out / "config.json").read_text())["data"]
+    assert data["options"] == {"sequences": True, "per_clip": True, "path": str(path)}
+    with caplog.at_level(logging.WARNING, logger="mer.training"):
+        assert main(["train", "--data", str(path), "--recoverer", "mean", "--epochs", "1", "--set",
+                     "model.fusion=mult", "model.dim=8", "model.mult.heads=2", "model.mult.layers=1",
+                     "--out", str(tmp_path / "plain")]) == 0
+    assert "has no sequences" in caplog.text
