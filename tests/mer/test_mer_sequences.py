@@ -267,3 +267,19 @@ def test_cli_keeps_mmsa_options_and_warns_when_mult_has_no_sequences(aligned_fil
                      "model.fusion=mult", "model.dim=8", "model.mult.heads=2", "model.mult.layers=1",
                      "--out", str(tmp_path / "plain")]) == 0
     assert "has no sequences" in caplog.text
+
+
+def test_mult_trains_on_unaligned_clips_on_one_common_axis(tmp_path):
+    rng = np.random.default_rng(2)
+    split = lambda p, n: _unaligned_split(rng, [f"{p}{i}$_$0" for i in range(n)], list(rng.integers(3, 20, n)),
+                                          list(rng.integers(20, T_A + 1, n)), list(rng.integers(1, T_V + 1, n)))
+    data = {"train": split("a", 10), "valid": split("b", 3), "test": split("c", 4)}
+    ds = load_mmsa(_write(tmp_path / "unaligned_50.pkl", data), sequences=True, per_clip=True)
+    config = {**MULT, "model": {**MULT["model"], "sequence_steps": 16}}
+    run = mer.train(ds, recoverer="autoencoder", masks=0.3, config=config, seed=0,
+                    recoverer_kwargs=FAST["autoencoder"])
+    assert np.isfinite(run.evaluate(ds)["recovery_mse"])
+    batch = collate_conversations(list(ds.split("test")))
+    rows = utterance_steps(batch, batch.availability, steps=16)
+    longest = [max(int(c.sequence_lengths[m][0]) for m in "tav") for c in ds.split("test")]
+    assert rows.batch.lengths.tolist() == [min(16, n) for n in longest]
