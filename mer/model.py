@@ -23,7 +23,7 @@ from mer.models.fusion import GraphFusion
 from mer.models.heads import PredictionHead
 from mer.models.mult import MulTFusion
 from mer.nn.scaler import FeatureScaler
-from mer.recoverers.base import Recoverer, Recovery
+from mer.recoverers.base import Recoverer, Recovery, merge_observed
 
 __all__ = ["MERModel", "ModelOutput"]
 
@@ -176,10 +176,7 @@ class MERModel(nn.Module):
         if self.uses_sequences:
             return self._forward_steps(batch, observed, with_losses)
         std = self.scaler(batch)
-        if with_losses:
-            recovery, losses = self.recoverer.training_step(std, observed)
-        else:
-            recovery, losses = self.recoverer.recover(std, observed), {}
+        recovery, losses = self._recover(std, observed, with_losses)
         h = self.encoders(recovery.features, std.utterance_mask)
         graph = batch_graph(replace(std, availability=observed), self.config.graph)
         weights = None
@@ -189,6 +186,13 @@ class MERModel(nn.Module):
         B, N = std.utterance_mask.shape
         fused = scatter_nodes(graph, nodes, B, N).flatten(2)
         return ModelOutput(self.head(fused), recovery, losses, std, observed)
+
+    def _recover(self, std: ConversationBatch, observed: Tensor, with_losses: bool
+                 ) -> tuple[Recovery, dict[str, Tensor]]:
+        """The recoverer's training step (with its loss terms) or its plain recovery."""
+        if with_losses:
+            return self.recoverer.training_step(std, observed)
+        return self.recoverer.recover(std, observed), {}
 
     def _forward_steps(self, batch: ConversationBatch, observed: Tensor, with_losses: bool) -> ModelOutput:
         """``fusion = "mult"``: recover and fuse every utterance from its own steps."""
@@ -200,15 +204,10 @@ class MERModel(nn.Module):
             # The recoverer sees (and learns to produce) the projection as a fixed target; recoverers
             # with their own optimisers (RoHyDR's stages) could not backpropagate into it anyway.
             std = replace(std, features={m: x.detach() for m, x in projected.items()})
-        if with_losses:
-            recovery, losses = self.recoverer.training_step(std, rows.observed)
-        else:
-            recovery, losses = self.recoverer.recover(std, rows.observed), {}
+        recovery, losses = self._recover(std, rows.observed, with_losses)
         if projected is not None:
             # Observed entries re-enter with their gradient, so the task loss trains the projection.
-            seen = std.observed_entries(rows.observed)
-            live = {m: torch.where(seen[:, :, k, None], projected[m], recovery.features[m])
-                    for k, m in enumerate(self.modalities)}
+            live = merge_observed(replace(std, features=projected), rows.observed, recovery.features)
             fused = self.fusion.fuse(live, std.utterance_mask)
         else:
             fused = self.fusion(recovery.features, std.utterance_mask)

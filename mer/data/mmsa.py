@@ -43,6 +43,7 @@ import numpy as np
 from spectraldiff.safe_pickle import load_pickle
 
 from mer.data.conversation import Conversation, ConversationDataset
+from mer.data.sequences import real_steps
 from mer.data.splits import SPLIT_NAMES
 
 __all__ = ["load_mmsa", "MMSA_MODALITIES", "ID_SEPARATOR"]
@@ -248,7 +249,7 @@ def _valid_steps(chunk: np.ndarray, start: int, lengths: np.ndarray | None, mask
     ``lengths[i]`` steps if given, else ``mask[i]`` if given, else the steps not all zero."""
     n, L = chunk.shape[:2]
     if lengths is not None:
-        return np.arange(L)[None, :] < np.clip(lengths[start:start + n], 0, L)[:, None]
+        return real_steps(lengths[start:start + n], L)
     if mask is not None:
         return np.asarray(mask[start:start + n], dtype=bool)
     return np.any(chunk != 0, axis=2)
@@ -270,8 +271,7 @@ def _valid_steps_first(x: np.ndarray, lengths: np.ndarray | None, mask: np.ndarr
         order = np.argsort(~valid, axis=1, kind="stable")
         moved = np.take_along_axis(chunk, order[:, :, None], axis=1)
         count = valid.sum(axis=1)
-        keep = np.arange(L)[None, :] < count[:, None]
-        out[start:stop] = np.where(keep[:, :, None], moved, 0.0)
+        out[start:stop] = np.where(real_steps(count, L)[:, :, None], moved, 0.0)
         counts[start:stop] = count
     return out, counts
 

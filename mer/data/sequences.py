@@ -20,7 +20,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-__all__ = ["check_sequences", "step_statistics", "standardized_steps", "common_steps", "resampling_weights"]
+__all__ = ["real_steps", "check_sequences", "step_statistics", "standardized_steps", "common_steps", "resampling_weights"]
+
+
+def real_steps(lengths: np.ndarray, steps: int) -> np.ndarray:
+    """``(n, steps)`` bool: step ``t`` of row ``i`` is real, ``t < lengths[i]`` (lengths clipped to
+    ``[0, steps]``)."""
+    return np.arange(steps)[None, :] < np.clip(np.asarray(lengths), 0, steps)[:, None]
 
 
 def check_sequences(
@@ -58,7 +64,7 @@ def check_sequences(
         if n and (steps.min() < 0 or steps.max() > x.shape[1]):
             raise ValueError(f"{where}, modality {m!r}: sequence_lengths must lie in [0, {x.shape[1]}], "
                              f"got [{int(steps.min())}, {int(steps.max())}]")
-        real = np.arange(x.shape[1])[None, :] < steps[:, None]
+        real = real_steps(steps, x.shape[1])
         if not np.isfinite(x[real]).all():
             raise ValueError(f"{where}, modality {m!r}: sequences have NaN or Inf on real steps")
         out_x[m] = np.where(real[:, :, None], x, np.float32(0.0))
@@ -75,8 +81,7 @@ def step_statistics(conversations: Sequence, modalities: Sequence[str], eps: flo
         total = count = square = 0.0
         for c in conversations:
             x = c.sequences[m].astype(np.float64)
-            real = np.arange(x.shape[1])[None, :] < c.sequence_lengths[m][:, None]
-            steps = x[real]
+            steps = x[real_steps(c.sequence_lengths[m], x.shape[1])]
             total = total + steps.sum(axis=0)
             square = square + (steps ** 2).sum(axis=0)
             count += steps.shape[0]
@@ -92,9 +97,9 @@ def standardized_steps(conversation, stats: Mapping[str, tuple[np.ndarray, np.nd
     """``conversation``'s sequences z-scored with ``stats`` on real steps; padding stays zero."""
     out = {}
     for m, x in conversation.sequences.items():
-        real = np.arange(x.shape[1])[None, :, None] < conversation.sequence_lengths[m][:, None, None]
+        real = real_steps(conversation.sequence_lengths[m], x.shape[1])
         z = (x - stats[m][0]) / stats[m][1]
-        out[m] = np.where(real, z, 0.0).astype(np.float32)
+        out[m] = np.where(real[:, :, None], z, 0.0).astype(np.float32)
     return out
 
 

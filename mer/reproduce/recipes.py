@@ -223,20 +223,10 @@ def load_recipe(name_or_paper: str, dataset: str | None = None) -> Recipe:
     return Recipe.from_dict(name, data)
 
 
-def _leaves(value: Any, prefix: str) -> list[str]:
-    """Dotted names of the leaves under ``value`` (a list is one leaf)."""
-    if isinstance(value, Mapping) and value:
-        return [leaf for key, sub in value.items() for leaf in _leaves(sub, f"{prefix}.{key}")]
-    return [prefix]
-
-
 def _setting_leaves(recipe: Recipe) -> list[str]:
     """Every setting provenance must cover: ``data.*``, ``seeds`` and the leaves of ``config``
     named relative to it (``train.lr``, ``model.mult.heads``, ``recoverer_kwargs.steps``)."""
-    leaves = [leaf for key, sub in recipe.data.items() for leaf in _leaves(sub, f"data.{key}")]
-    leaves.append("seeds")
-    leaves += [leaf for key, sub in recipe.config.items() for leaf in _leaves(sub, key)]
-    return leaves
+    return list(_settings(recipe, {}))
 
 
 def validate_recipe(recipe: Recipe) -> None:
@@ -364,12 +354,7 @@ def recipe_table(recipe: Recipe) -> str:
     if recipe.average_fixed:
         lines[-1] += f" Average of the fixed rows over {', '.join(recipe.average_fixed)}."
     lines += ["", "| setting | value | source |", "|---|---|---|"]
-    values: dict[str, Any] = {"recoverer": recipe.recoverer}
-    for key, sub in recipe.data.items():
-        values.update(_flatten(sub, f"data.{key}", recipe.provenance))
-    values["seeds"] = list(recipe.seeds)
-    for key, sub in recipe.config.items():
-        values.update(_flatten(sub, key, recipe.provenance))
+    values = {"recoverer": recipe.recoverer, **_settings(recipe, recipe.provenance)}
     for key, value in values.items():
         source = _source(recipe, key) or f"the method of the paper ({recipe.paper})"
         lines.append(f"| `{key}` | {_cell(value)} | {source.replace('|', chr(92) + '|')} |")
@@ -378,6 +363,18 @@ def recipe_table(recipe: Recipe) -> str:
     if recipe.not_reproduced:
         lines += ["", "Not reproduced:", ""] + [f"- {item}" for item in recipe.not_reproduced]
     return "\n".join(lines) + "\n"
+
+
+def _settings(recipe: Recipe, whole: Mapping[str, str]) -> dict[str, Any]:
+    """``{dotted setting: value}`` of ``data.*``, ``seeds`` and ``config``'s leaves, in that order; a
+    mapping named in ``whole`` stays one setting."""
+    values: dict[str, Any] = {}
+    for key, sub in recipe.data.items():
+        values.update(_flatten(sub, f"data.{key}", whole))
+    values["seeds"] = list(recipe.seeds)
+    for key, sub in recipe.config.items():
+        values.update(_flatten(sub, key, whole))
+    return values
 
 
 def _flatten(value: Any, prefix: str, provenance: Mapping[str, str]) -> dict[str, Any]:

@@ -24,7 +24,8 @@ from mer.benchmark.report import load_results
 from mer.benchmark.run import run_benchmark
 from mer.data.protocol import MissingProtocol
 from mer.data.source import DataConfig, load_data
-from mer.reproduce.recipes import Recipe, condition_label, load_recipe, published_results, recipe_table
+from mer.reproduce.recipes import (Recipe, available_recipes, condition_label, load_recipe,
+                                   published_results, recipe_table)
 
 __all__ = ["ReproductionPlan", "plan_reproduction", "reproduce", "compare", "comparison_markdown",
            "PERCENT_METRICS"]
@@ -282,8 +283,6 @@ def published_markdown(recipe: Recipe) -> str:
 
 def _recipe(paper: str, dataset: str | None) -> Recipe:
     if dataset is None and "_" not in paper:
-        from mer.reproduce.recipes import available_recipes
-
         own = [n for n in available_recipes() if n.startswith(f"{paper.lower()}_")]
         if not own:
             return load_recipe(paper)  # raises, listing the recipes
