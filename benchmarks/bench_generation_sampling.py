@@ -4,8 +4,10 @@ Both models have about the same parameter count (widths from ``generate``'s defa
 spectral MLP is narrowed to 64, as in ``generation_grid.py``) and sample with the same SDE, sampler
 and number of steps; what differs is the state: ``n`` eigenvalues per graph versus ``n (n − 1) / 2``
 adjacency entries, and the network that reads it (``spectral`` is the default MLP over the padded
-spectrum, ``spectral-transformer`` the self-attention eigenvalue network). Training quality does not change the cost of a step, so
-each model is trained for one epoch only. The figure is wall time per generated graph (reverse
+spectrum, ``spectral-transformer`` the self-attention eigenvalue network; ``spectral-vectors`` diffuses
+``k`` eigenvectors and eigenvalues and decodes edges, in the configurations of docs/generation.md:
+``k = 4`` and two decoder blocks on community_small, ``k = 8`` and none on grid). Training quality
+does not change the cost of a step, so each model is trained for one epoch only. The figure is wall time per generated graph (reverse
 diffusion, reconstruction and thresholding), in ``extra_info["seconds_per_graph"]``.
 
 Run with ``python -m pytest benchmarks/bench_generation_sampling.py --benchmark-columns=mean,stddev,rounds -s``.
@@ -35,7 +37,13 @@ CASES = {
 
 #: (model name, spectral network) of each benchmarked variant.
 VARIANTS = {"spectral": ("spectral", "mlp"), "spectral-transformer": ("spectral", "transformer"),
-            "adjacency": ("adjacency", "mlp")}
+            "spectral-vectors": ("spectral_vectors", "mlp"), "adjacency": ("adjacency", "mlp")}
+
+#: The spectral_vectors settings of docs/generation.md (community_small; sbm and enzymes for grid).
+VECTOR_SETTINGS = {
+    "community_small": dict(num_eigenvectors=4, decoder_dim=32, decoder_layers=2, edge_sampling="bernoulli"),
+    "grid": dict(num_eigenvectors=8, decoder_dim=32, decoder_layers=0, edge_sampling="bernoulli"),
+}
 
 #: Widths other than ``generate``'s default, to keep parameter counts comparable (see generation_grid.py).
 WIDTHS = {("grid", "spectral"): 64}
@@ -61,8 +69,9 @@ def trained():
             graphs = get_generator(dataset)(CASES[dataset][0], 0)
             model, network = VARIANTS[variant]
             width = WIDTHS.get((dataset, variant), default_hidden_dim(model, network))
+            extra = VECTOR_SETTINGS[dataset] if model == "spectral_vectors" else {}
             config = GenerationConfig(dataset=dataset, model=model, epochs=1, batch_size=4, hidden_dim=width,
-                                      spectral_network=network)
+                                      spectral_network=network, **extra)
             generator = get_model(model, config)
             generator.fit(graphs)
             cache[dataset, variant] = generator

@@ -9,11 +9,12 @@ Data: ``--graphs PATH`` (a ``.json`` edge-list file, a ``.pkl`` list of ``networ
 by the restricted unpickler, which refuses anything but graphs, containers and NumPy values unless
 ``--trust-pickle`` is given — or a folder of edge lists); without it, the published
 set ``../shared/data/graphs/<dataset>.json`` next to the repository when present, else the package
-generator for ``--dataset`` (100 graphs, data seed 0), and the command says which. The published
-split is used: the first 20% of the graphs are the test set. A run on ``--graphs PATH`` is labelled
-by the file (``dataset`` in ``config.json`` and ``metrics.json`` is the file name without its
-suffix, or the folder name) unless ``--dataset`` or the config file names a family, whose validity
-rule then applies (e.g. ``--graphs my_planar.json --dataset planar``).
+generator for ``--dataset`` (data seed 0; 100 graphs, 200 for SPECTRE's planar and sbm), and the
+command says which. The published split is used: the first 20% of the graphs are the test set. A
+run on ``--graphs PATH`` is labelled by the file (``dataset`` in ``config.json`` and
+``metrics.json`` is the file name without its suffix, or the folder name) unless ``--dataset`` or
+the config file names a family, whose validity rule then applies (e.g. ``--graphs my_planar.json
+--dataset planar``).
 
 Settings: ``--config FILE`` (JSON or YAML, any :class:`GenerationConfig` fields; the others take their
 defaults) and the flags, which override the file's values. ``--hidden-dim`` set nowhere takes the
@@ -56,8 +57,9 @@ def default_hidden_dim(model: str, spectral_network: str = "mlp") -> int:
         return DEFAULT_HIDDEN_DIM[f"spectral/{spectral_network}"]
     return DEFAULT_HIDDEN_DIM.get(model, GenerationConfig.hidden_dim)
 
-#: Graphs drawn from the package generator when the published set is absent.
-FALLBACK_NUM_GRAPHS = 100
+#: Graphs drawn from the package generator when the published set is absent: the size of the
+#: published set (community_small, grid) or of SPECTRE's benchmark (planar, sbm).
+FALLBACK_NUM_GRAPHS = {"community_small": 100, "grid": 100, "planar": 200, "sbm": 200}
 
 
 def graphs_label(graphs_path: str) -> str:
@@ -81,9 +83,10 @@ def load_dataset(dataset: str, graphs_path: str | None = None, *, trust_pickle: 
     published = published_graphs_path(dataset)
     if published is not None:
         return load_graphs(published), f"published {dataset} set from {published}"
-    graphs = get_generator(dataset)(FALLBACK_NUM_GRAPHS, 0)
+    count = FALLBACK_NUM_GRAPHS.get(dataset, 100)
+    graphs = get_generator(dataset)(count, 0)
     return graphs, (f"the published {dataset} set was not found (../shared/data/graphs); using the package "
-                    f"generator instead: {FALLBACK_NUM_GRAPHS} graphs, data seed 0")
+                    f"generator instead: {count} graphs, data seed 0")
 
 
 #: Flag destination → GenerationConfig field, for the flags that set one.

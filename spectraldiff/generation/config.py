@@ -84,6 +84,11 @@ class GenerationConfig:
         (Tweedie) estimate ``x̂_0`` of them from the diffused state at a random time where signal
         dominates noise, detached, so the decoder learns from eigenpairs with the network's own errors
         (:meth:`~spectraldiff.generation.spectral_vectors.SpectralVectorGenerator.decoder_training_input`).
+    decoder_graphs : int
+        ``spectral_vectors`` model only: how many graphs of each training batch the edge decoder is
+        trained on (the rest train only the diffusion). On graphs of 100–200 nodes the decoder's
+        ``n²`` pairs cost most of a step: 94 ms against the score network's 26 ms with 4 graphs of
+        the SBM set (docs/generation.md), so fewer decoder graphs buy more diffusion epochs per hour.
     edge_sampling : str
         ``spectral_vectors`` model only: ``"threshold"`` (edge where the decoded probability exceeds
         ``threshold``) or ``"bernoulli"`` (each edge drawn with its decoded probability).
@@ -113,12 +118,13 @@ class GenerationConfig:
     decoder_layers: int = 2
     decoder_noise: float = 0.1
     decoder_inputs: str = "noised"
+    decoder_graphs: int = 4
     edge_sampling: str = "threshold"
 
     def __post_init__(self):
         _check_types(self)
         for name in ("epochs", "steps", "batch_size", "hidden_dim", "num_layers", "sample_batch_size",
-                     "num_eigenvectors", "decoder_dim"):
+                     "num_eigenvectors", "decoder_dim", "decoder_graphs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
         if self.num_samples is not None and self.num_samples < 1:

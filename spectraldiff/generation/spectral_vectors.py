@@ -40,8 +40,6 @@ from .generator import GraphGenerator
 __all__ = ["SpectralVectorGenerator"]
 
 VECTORS, VALUES = "eigenvectors", "eigenvalues"
-#: Graphs of each training batch that the edge decoder is trained on (see ``_batch_loss``).
-DECODER_GRAPHS = 4
 
 
 class SpectralVectorGenerator(GraphGenerator):
@@ -51,8 +49,8 @@ class SpectralVectorGenerator(GraphGenerator):
     ----------
     config : GenerationConfig
         Uses ``num_eigenvectors`` (``k``), ``hidden_dim`` and ``num_layers`` (score network),
-        ``decoder_dim``, ``decoder_layers``, ``decoder_noise``, ``decoder_inputs``, ``edge_sampling``,
-        ``threshold``, the SDE and sampler settings and ``node_counts``.
+        ``decoder_dim``, ``decoder_layers``, ``decoder_noise``, ``decoder_inputs``, ``decoder_graphs``,
+        ``edge_sampling``, ``threshold``, the SDE and sampler settings and ``node_counts``.
 
     Shapes
     ------
@@ -166,9 +164,9 @@ class SpectralVectorGenerator(GraphGenerator):
         state = {VECTORS: batch[VECTORS], VALUES: batch[VALUES]}
         losses = dsm_loss(self._score_fn(self.network, nodes, slots), self.sde, state, mask=masks, generator=generator)
         # The decoder's N² pairs dominate the cost on large graphs, and it needs far fewer graph visits
-        # than the diffusion, so it sees only the first DECODER_GRAPHS graphs of the (random) batch,
-        # trimmed to their largest size.
-        part = slice(0, DECODER_GRAPHS)
+        # than the diffusion, so it sees only the first config.decoder_graphs graphs of the (random)
+        # batch, trimmed to their largest size.
+        part = slice(0, self.config.decoder_graphs)
         n = int(batch["node_mask"][part].sum(dim=1).max())
         nodes_d, slots_d = nodes[part, :n], slots[part]
         inputs = self.decoder_training_input({VECTORS: state[VECTORS][part, :n], VALUES: state[VALUES][part]},

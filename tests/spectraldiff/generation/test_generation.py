@@ -243,7 +243,7 @@ def test_generate_command_passes_the_node_count_scheme_and_network_to_the_run(tm
 def test_dataset_fallback_uses_the_generator_and_says_so(monkeypatch):
     monkeypatch.setattr("spectraldiff.generation.datasets.published_graphs_path", lambda name: None)
     graphs, source = generate_cli.load_dataset("grid")
-    assert len(graphs) == generate_cli.FALLBACK_NUM_GRAPHS
+    assert len(graphs) == 100  # the published grid set's size
     assert "not found" in source and "package generator" in source
 
 

@@ -169,7 +169,7 @@ def test_generated_graphs_differ_from_the_training_graphs():
 def test_config_fields_are_backwards_compatible_and_checked():
     old = {k: v for k, v in GenerationConfig().to_dict().items()
            if k not in ("num_eigenvectors", "decoder_dim", "decoder_layers", "decoder_noise", "decoder_inputs",
-                        "edge_sampling")}
+                        "decoder_graphs", "edge_sampling")}
     assert GenerationConfig.from_dict(old) == GenerationConfig()
     assert GenerationConfig.from_dict(tiny_config().to_dict()) == tiny_config()
     with pytest.raises(ValueError, match="edge_sampling"):
@@ -234,3 +234,17 @@ def test_training_feeds_the_decoder_its_training_input():
     vectors, values, nodes, slots = seen[0]
     assert torch.equal(vectors, made[0]["eigenvectors"])
     assert torch.allclose(values, model.unscale_values(made[0]["eigenvalues"], slots.float()))
+
+
+@pytest.mark.parametrize("decoder_graphs", [1, 4, 8])
+def test_the_decoder_trains_on_the_first_decoder_graphs_of_each_batch(decoder_graphs):
+    model = SpectralVectorGenerator(tiny_config(epochs=1, decoder_graphs=decoder_graphs))
+    model.fit(toy_graphs())
+    seen = []
+    model.network["decoder"].register_forward_pre_hook(lambda module, args: seen.append(args[0].shape))
+    model._batch_loss(torch.tensor([3, 0, 5, 1, 2, 4]), torch.Generator().manual_seed(0))
+    # At most the batch, padded to the largest of the graphs the decoder sees.
+    sizes = [toy_graphs()[i].number_of_nodes() for i in [3, 0, 5, 1, 2, 4][:decoder_graphs]]
+    assert seen == [torch.Size([min(decoder_graphs, 6), max(sizes), 4])]
+    with pytest.raises(ValueError, match="decoder_graphs must be ≥ 1, got 0"):
+        tiny_config(decoder_graphs=0)
