@@ -17,10 +17,11 @@ makes of each:
   0.005).
 
 Usage (trains like ``generate --config CFG --dataset sbm --seed S`` and saves the model, or reads a
-model saved by an earlier call; a saved model is a pickle: load only your own)::
+model saved by an earlier call; a saved model is a whole pickled object, so reading one needs
+``--trust-pickle``, which lets the file run code: only for files you made)::
 
     python benchmarks/spectral_vectors_diagnosis.py --config sbm.yaml --seed 0 --save runs/sbm_s0.pt
-    python benchmarks/spectral_vectors_diagnosis.py --model runs/sbm_s0.pt
+    python benchmarks/spectral_vectors_diagnosis.py --model runs/sbm_s0.pt --trust-pickle
 """
 
 from __future__ import annotations
@@ -40,9 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from spectraldiff.generation import GenerationConfig  # noqa: E402
 from spectraldiff.generation.cli import load_dataset  # noqa: E402
 from spectraldiff.generation.datasets import split_graphs  # noqa: E402
-from spectraldiff.generation.dense import dense_to_graphs  # noqa: E402
 from spectraldiff.generation.pipeline import train_model  # noqa: E402
-from spectraldiff.generation.validity import fraction_valid, recover_blocks  # noqa: E402
+from spectraldiff.generation.validity import _block_counts, _labels, fraction_valid, recover_blocks  # noqa: E402
 from spectraldiff.noising import perturb  # noqa: E402
 
 #: Eigenvalues below this belong to the block eigenvectors (SBM: p_out / p_in ≈ 0.02 per block).
@@ -72,15 +72,12 @@ def median_separation(U, eigenvalues, sizes) -> float:
 
 
 def block_densities(graph: nx.Graph) -> tuple[float, float]:
-    """Edge density inside and between the recovered blocks."""
-    A = nx.to_numpy_array(graph)
-    index = {v: i for i, v in enumerate(graph.nodes)}
-    labels = np.zeros(len(graph), dtype=int)
-    for b, block in enumerate(recover_blocks(graph)):
-        labels[[index[v] for v in block]] = b
-    same = labels[:, None] == labels[None, :]
-    inside = A[same].sum() / max(1, same.sum() - len(graph))
-    return float(inside), float(A[~same].sum() / max(1, (~same).sum()))
+    """Edge density inside and between the recovered blocks (the counts the SBM test uses)."""
+    blocks = recover_blocks(graph)
+    _, edges, pairs = _block_counts(*_labels(graph, blocks), len(blocks))
+    inside, between = np.diag_indices(len(blocks)), np.triu_indices(len(blocks), 1)
+    return (float(edges[inside].sum() / max(1.0, pairs[inside].sum())),
+            float(edges[between].sum() / max(1.0, pairs[between].sum())))
 
 
 def describe(graphs: list[nx.Graph]) -> str:
@@ -91,16 +88,21 @@ def describe(graphs: list[nx.Graph]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="a model saved by --save (a pickle: only your own files)")
+    parser.add_argument("--model", help="a model saved by --save (a pickle; needs --trust-pickle)")
+    parser.add_argument("--trust-pickle", action="store_true",
+                        help="allow --model to be read with plain pickle (it can run code: your own files only)")
     parser.add_argument("--config", help="GenerationConfig YAML/JSON to train with (dataset sbm)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="where to save the trained model")
     parser.add_argument("--graphs", type=int, default=32, help="training graphs and samples measured")
     parser.add_argument("--times", type=float, nargs="*", default=[0.05, 0.1, 0.2, 0.3])
     args = parser.parse_args(argv)
+    if args.model and not args.trust_pickle:
+        parser.error(f"--model {args.model} is a pickled model, which can run code when read; add "
+                     "--trust-pickle if you made the file")
     torch.set_num_threads(1)
     if args.model:
-        model = torch.load(args.model)
+        model = torch.load(args.model)  # whole-object pickle, behind the --trust-pickle opt-in above
     else:
         train, _ = split_graphs(load_dataset("sbm")[0])
         settings = yaml.safe_load(Path(args.config).read_text()) if args.config else {"model": "spectral_vectors"}
@@ -135,9 +137,8 @@ def main(argv=None) -> None:
 
     with torch.no_grad():
         probabilities = model.decode(clean["eigenvectors"], clean["eigenvalues"], nodes, slots)
-    draw = torch.Generator().manual_seed(2)
-    rebuilt = dense_to_graphs(model._edges(probabilities, draw) if model.config.edge_sampling == "bernoulli"
-                              else (probabilities > model.config.threshold).float(), model.sizes[:B])
+    rebuilt = model.to_graphs({"adjacency": model._edges(probabilities, torch.Generator().manual_seed(2)),
+                               "sizes": model.sizes[:B]})
     generated = model.to_graphs(sampled)
     densities = [block_densities(g) for g in generated]
     print(f"decoder on clean training eigenpairs: {describe(rebuilt)}")

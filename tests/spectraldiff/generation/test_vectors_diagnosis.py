@@ -5,6 +5,7 @@ import importlib.util
 import pathlib
 
 import numpy as np
+import pytest
 import torch
 
 from spectraldiff.generation import GenerationConfig
@@ -40,7 +41,7 @@ def test_block_separation_is_small_for_sbm_eigenvectors_and_grows_with_noise():
     assert 0.2 < inside < 0.4 and between < 0.02
 
 
-def test_a_run_on_a_saved_tiny_model_prints_each_figure(tmp_path, capsys, monkeypatch):
+def test_a_run_on_a_saved_tiny_model_needs_trust_pickle_and_prints_each_figure(tmp_path, capsys):
     torch.manual_seed(0)
     graphs = sbm(12, seed=0, min_communities=2, max_communities=2)
     config = GenerationConfig(model="spectral_vectors", dataset="sbm", epochs=1, steps=3, batch_size=4,
@@ -51,8 +52,11 @@ def test_a_run_on_a_saved_tiny_model_prints_each_figure(tmp_path, capsys, monkey
     path = tmp_path / "model.pt"
     torch.save(model, path)
     threads = torch.get_num_threads()
+    with pytest.raises(SystemExit):  # a pickled model is read only behind the explicit opt-in
+        _script().main(["--model", str(path)])
+    assert "add --trust-pickle if you made the file" in capsys.readouterr().err
     try:
-        _script().main(["--model", str(path), "--graphs", "4", "--times", "0.1"])
+        _script().main(["--model", str(path), "--trust-pickle", "--graphs", "4", "--times", "0.1"])
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
