@@ -17,11 +17,12 @@ makes of each:
   0.005).
 
 Usage (trains like ``generate --config CFG --dataset sbm --seed S`` and saves the model, or reads a
-model saved by an earlier call; a saved model is a whole pickled object, so reading one needs
-``--trust-pickle``, which lets the file run code: only for files you made)::
+saved one: the ``model.pt`` of any ``generate`` run or of ``--save``, read without running code; its
+training graphs are its config's dataset, or ``--data FILE`` for user graphs)::
 
     python benchmarks/spectral_vectors_diagnosis.py --config sbm.yaml --seed 0 --save runs/sbm_s0.pt
-    python benchmarks/spectral_vectors_diagnosis.py --model runs/sbm_s0.pt --trust-pickle
+    python benchmarks/spectral_vectors_diagnosis.py --model runs/sbm_s0.pt
+    python benchmarks/spectral_vectors_diagnosis.py --model runs/sbm_1600/model.pt
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from spectraldiff.generation import GenerationConfig  # noqa: E402
+from spectraldiff.generation import GenerationConfig, load_generator  # noqa: E402
+from spectraldiff.generation.checkpoint import read_checkpoint  # noqa: E402
 from spectraldiff.generation.cli import load_dataset  # noqa: E402
 from spectraldiff.generation.datasets import split_graphs  # noqa: E402
 from spectraldiff.generation.pipeline import train_model  # noqa: E402
@@ -88,21 +90,20 @@ def describe(graphs: list[nx.Graph]) -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="a model saved by --save (a pickle; needs --trust-pickle)")
-    parser.add_argument("--trust-pickle", action="store_true",
-                        help="allow --model to be read with plain pickle (it can run code: your own files only)")
+    parser.add_argument("--model", help="a saved model: a generate run's model.pt, or --save's")
+    parser.add_argument("--data", help="the --model's training graphs when they are user graphs (the file given "
+                                       "to generate --graphs); default: its config's dataset")
     parser.add_argument("--config", help="GenerationConfig YAML/JSON to train with (dataset sbm)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--save", help="where to save the trained model")
     parser.add_argument("--graphs", type=int, default=32, help="training graphs and samples measured")
     parser.add_argument("--times", type=float, nargs="*", default=[0.05, 0.1, 0.2, 0.3])
     args = parser.parse_args(argv)
-    if args.model and not args.trust_pickle:
-        parser.error(f"--model {args.model} is a pickled model, which can run code when read; add "
-                     "--trust-pickle if you made the file")
     torch.set_num_threads(1)
     if args.model:
-        model = torch.load(args.model)  # whole-object pickle, behind the --trust-pickle opt-in above
+        dataset = read_checkpoint(args.model)["config"]["dataset"]
+        train, _ = split_graphs(load_dataset(dataset, args.data)[0])
+        model = load_generator(args.model, train)
     else:
         train, _ = split_graphs(load_dataset("sbm")[0])
         settings = yaml.safe_load(Path(args.config).read_text()) if args.config else {"model": "spectral_vectors"}
@@ -110,7 +111,7 @@ def main(argv=None) -> None:
         model, record = train_model(config, train)
         print(f"trained in {record['training_seconds']:.0f} s")
         if args.save:
-            torch.save(model, args.save)
+            model.save(args.save)
     B = min(args.graphs, model._num_train())
     clean = model.training_batch(torch.arange(B), torch.Generator().manual_seed(0))
     values = model.eigenvalues[:B]

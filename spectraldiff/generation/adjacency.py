@@ -29,8 +29,8 @@ __all__ = ["AdjacencyScoreNet", "AdjacencyGenerator", "pair_mask"]
 
 def pair_mask(mask: Tensor) -> Tensor:
     """``(B, P)`` mask of upper-triangle pairs ``i < j`` whose both nodes are real, from ``mask (B, N)``."""
-    i, j = torch.triu_indices(mask.shape[1], mask.shape[1], offset=1, device=mask.device)
-    return mask[:, i] & mask[:, j]
+    pairs = torch.triu_indices(mask.shape[1], mask.shape[1], offset=1, device=mask.device)  # (2, P)
+    return mask[:, pairs[0]] & mask[:, pairs[1]]
 
 
 class AdjacencyScoreNet(nn.Module):
@@ -151,7 +151,7 @@ class AdjacencyGenerator(GraphGenerator):
             mask = self.mask[sources]
             pairs = pair_mask(mask)
             x_T = self.sde.prior_sampling(pairs.shape, generator=generator)
-            x = self._run_sampler(self._score_fn(network, mask), x_T, pairs, steps, generator, progress)
+            x = self._run_sampler(self._score_fn(self.compiled(network), mask), x_T, pairs, steps, generator, progress)
             A = network.dense((x + 1.0) / 2.0 * pairs.to(x.dtype))
             parts.append({"adjacency": A, "sizes": sizes, "sources": sources})
         return {key: torch.cat([p[key] for p in parts]) for key in parts[0]}

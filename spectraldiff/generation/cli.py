@@ -20,9 +20,17 @@ Settings: ``--config FILE`` (JSON or YAML, any :class:`GenerationConfig` fields;
 defaults) and the flags, which override the file's values. ``--hidden-dim`` set nowhere takes the
 model's default width (:data:`DEFAULT_HIDDEN_DIM`).
 
-Writes ``DIR/metrics.json`` (``degree``, ``clustering``, ``orbit``, ``spectral``, ``average``,
+Writes ``DIR/model.pt`` (the trained model: weights, EMA, optimiser state; read without running code,
+:mod:`.checkpoint`), ``DIR/metrics.json`` (``degree``, ``clustering``, ``orbit``, ``spectral``, ``average``,
 ``sampling_seconds_per_graph``, ``training_seconds`` and a description of the run), ``DIR/config.json``,
 ``DIR/samples.png`` and ``DIR/samples.pkl``.
+
+Continuing: ``--resume-from RUN/model.pt --epochs 400 --out RUN2`` trains the saved model 400 more
+epochs exactly where it stopped (same optimiser state, EMA and random stream: the weights of one run
+of all the epochs), then samples and scores as usual; without ``--epochs`` (on the line or in
+``--config``) it only samples and scores the saved model (e.g. at other ``--steps``). The settings are the saved run's, then ``--config`` and
+the flags; those that shape the network must stay the same. The data are the saved run's dataset
+(give ``--graphs`` again for user graphs); other graphs are refused.
 """
 
 from __future__ import annotations
@@ -57,9 +65,20 @@ def default_hidden_dim(model: str, spectral_network: str = "mlp") -> int:
         return DEFAULT_HIDDEN_DIM[f"spectral/{spectral_network}"]
     return DEFAULT_HIDDEN_DIM.get(model, GenerationConfig.hidden_dim)
 
-#: Graphs drawn from the package generator when the published set is absent: the size of the
-#: published set (community_small, grid) or of SPECTRE's benchmark (planar, sbm).
-FALLBACK_NUM_GRAPHS = {"community_small": 100, "grid": 100, "planar": 200, "sbm": 200}
+#: Graphs drawn from a package generator whose ``num_graphs`` has no default.
+FALLBACK_NUM_GRAPHS = 100
+
+
+def default_num_graphs(generator) -> int:
+    """How many graphs ``generate`` draws from ``generator`` when the published set is absent: its own
+    ``num_graphs`` default (the published set's size for community_small and grid, SPECTRE's
+    benchmark size for planar and sbm), else :data:`FALLBACK_NUM_GRAPHS`."""
+    import inspect
+
+    parameter = inspect.signature(generator).parameters.get("num_graphs")
+    if parameter is None or not isinstance(parameter.default, int):
+        return FALLBACK_NUM_GRAPHS
+    return parameter.default
 
 
 def graphs_label(graphs_path: str) -> str:
@@ -83,8 +102,9 @@ def load_dataset(dataset: str, graphs_path: str | None = None, *, trust_pickle: 
     published = published_graphs_path(dataset)
     if published is not None:
         return load_graphs(published), f"published {dataset} set from {published}"
-    count = FALLBACK_NUM_GRAPHS.get(dataset, 100)
-    graphs = get_generator(dataset)(count, 0)
+    generator = get_generator(dataset)
+    count = default_num_graphs(generator)
+    graphs = generator(count, 0)
     return graphs, (f"the published {dataset} set was not found (../shared/data/graphs); using the package "
                     f"generator instead: {count} graphs, data seed 0")
 
@@ -123,6 +143,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"reverse-diffusion sampling steps (default {d.steps})")
     parser.add_argument("--seed", type=int, default=None, help=f"default {d.seed}")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    parser.add_argument("--resume-from", metavar="MODEL", default=None,
+                        help="a model.pt of an earlier generate run: continue it --epochs more epochs "
+                             "(without --epochs: only sample and score it), with its settings and data")
     parser.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
     parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.learning_rate})")
     parser.add_argument("--hidden-dim", type=int, default=None,
@@ -143,8 +166,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
 
 
-def resolve_config(args: argparse.Namespace) -> GenerationConfig:
-    """The run's :class:`GenerationConfig`: defaults, then ``--config FILE``, then the flags given.
+def resolve_config(args: argparse.Namespace, saved: dict | None = None) -> GenerationConfig:
+    """The run's :class:`GenerationConfig`: defaults (or ``saved``, the config of the model being
+    resumed), then ``--config FILE``, then the flags given.
 
     Raises
     ------
@@ -152,7 +176,7 @@ def resolve_config(args: argparse.Namespace) -> GenerationConfig:
         One line: a config file's unknown field, wrong type or bad value, or a name (dataset, model,
         SDE, predictor, corrector) outside the choices the flags offer.
     """
-    values = GenerationConfig.file_values(args.config) if args.config else {}
+    values = {**(saved or {}), **(GenerationConfig.file_values(args.config) if args.config else {})}
     from_file = set(values)
     for dest, name in CONFIG_FLAGS.items():
         if getattr(args, dest, None) is not None:
@@ -171,6 +195,9 @@ def resolve_config(args: argparse.Namespace) -> GenerationConfig:
         del choices["dataset"]  # any label names user graphs (a previous run's config.json says its file's)
     for name, valid in choices.items():
         if name in values and values[name] not in valid:
+            if name == "dataset" and saved is not None:
+                raise ValueError(f"--resume-from {getattr(args, 'resume_from', None)} was trained on user graphs labelled "
+                                 f"{values[name]!r}: give them again with --graphs")
             raise ValueError(f"{where}{name} must be one of {list(valid)}, got {values[name]!r}")
     try:
         return GenerationConfig.from_dict(values)
@@ -190,16 +217,30 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    config = resolve_config(args)
+    saved = None
+    if args.resume_from is not None:
+        from pathlib import Path
+
+        from .checkpoint import read_checkpoint
+
+        if Path(args.out).resolve() == Path(args.resume_from).resolve().parent:
+            raise ValueError(f"--out {args.out} is the folder of --resume-from: its model and results would be "
+                             "overwritten; give a new folder")
+        saved = read_checkpoint(args.resume_from)["config"]
+    config = resolve_config(args, saved)
+    # A resumed model trains on only when epochs are given; otherwise it is sampled as saved.
+    train_more = args.epochs is not None or (args.config is not None and "epochs" in GenerationConfig.file_values(args.config))
     graphs, source = load_dataset(config.dataset, args.graphs, trust_pickle=args.trust_pickle)
     if args.graphs is not None:
         source += f" (labelled {config.dataset!r})"
     print(f"data: {source}")
     train, test = split_graphs(graphs)
     print(f"split: {len(train)} training graphs, {len(test)} test graphs (the first {len(test)})")
-    results = run_generation(config, train, test, args.out, data_source=source, progress=not args.no_progress)
+    results = run_generation(config, train, test, args.out, data_source=source, progress=not args.no_progress,
+                             resume_from=args.resume_from, train_more=train_more)
     summary = {k: round(results[k], 6) for k in ("degree", "clustering", "orbit", "spectral", "average")}
     print(json_text(summary, indent=None))
-    print(f"training {results['training_seconds']:.1f} s; sampling {results['sampling_seconds_per_graph'] * 1e3:.1f} ms "
+    resumed = f" (resumed from {args.resume_from})" if args.resume_from else ""
+    print(f"training {results['training_seconds']:.1f} s over {results['epochs']} epochs{resumed}; sampling {results['sampling_seconds_per_graph'] * 1e3:.1f} ms "
           f"per graph at {config.steps} steps; results in {args.out}")
     return 0

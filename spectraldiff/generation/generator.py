@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import time
+import warnings
 from typing import Callable, Sequence
 
 import networkx as nx
@@ -12,6 +14,7 @@ from tqdm.auto import tqdm
 
 from ..sampling import pc_sampler
 from ..sde import SDE, get_sde
+from .checkpoint import graphs_fingerprint, save_generator
 from .config import GenerationConfig
 from .dense import dense_to_graphs
 
@@ -60,8 +63,9 @@ class GraphGenerator:
     Subclasses set ``self.network`` (predicts the noise of the forward kernel) and implement
     :meth:`_prepare` (turn the training graphs into tensors), :meth:`_batch_loss` (DSM loss of a
     minibatch) and :meth:`sample_weighted` (sample weighted adjacency matrices). Training, the EMA of the
-    weights, thresholding and parameter counting are shared here, so the two models differ only in
-    what they diffuse.
+    weights, thresholding, parameter counting and the state a saved model continues from
+    (:meth:`training_state`, :meth:`restore`; files in :mod:`.checkpoint`) are shared here, so the
+    models differ only in what they diffuse.
     """
 
     name: str = "base"
@@ -72,6 +76,13 @@ class GraphGenerator:
         self.network: nn.Module | None = None
         self.ema_network: nn.Module | None = None
         self.node_counts: NodeCountSampler | None = None
+        # What fit(..., resume=True) continues from: set by fit and by restore.
+        self.epochs_trained = 0
+        self.training_seconds = 0.0
+        self.train_fingerprint: str | None = None
+        self._optimizer: torch.optim.Optimizer | None = None
+        self._ema_updates = 0
+        self._generator: torch.Generator | None = None
 
     # -- subclass hooks -------------------------------------------------------------------------
     def _prepare(self, graphs: list[nx.Graph]) -> None:
@@ -108,19 +119,44 @@ class GraphGenerator:
         return self.ema_network if self.ema_network is not None else self.network
 
     def fit(self, graphs: Sequence[nx.Graph], *, generator: torch.Generator | None = None,
-            progress: bool = False) -> list[float]:
-        """Train for ``config.epochs`` passes over ``graphs``; returns the mean loss of each epoch."""
+            progress: bool = False, resume: bool = False) -> list[float]:
+        """Train for ``config.epochs`` passes over ``graphs``; returns the mean loss of each epoch.
+
+        A fresh fit starts a new Adam optimiser and EMA (on the current weights, so fitting twice
+        warm-starts from the first fit). ``resume=True`` continues the previous fit, or the saved model
+        :func:`~.models.load_generator` read, exactly: the same optimiser state, EMA, and the
+        generator that orders the batches and draws the noise (``generator`` must then be ``None``),
+        so ``a`` epochs, then ``b`` resumed, give the weights of one ``a + b``-epoch fit.
+
+        Raises
+        ------
+        ValueError
+            No graphs; ``resume=True`` on a model never fitted or loaded, with other graphs than it
+            was trained on, or with a ``generator``.
+        """
         graphs = list(graphs)
         if not graphs:
             raise ValueError("fit needs at least one training graph")
+        fingerprint = graphs_fingerprint(graphs)
+        if resume:
+            if self._optimizer is None:
+                raise ValueError("fit(resume=True) continues an earlier fit or a loaded model; this one has neither")
+            if fingerprint != self.train_fingerprint:
+                raise ValueError("fit(resume=True) needs the graphs the model was trained on, in the same order")
+            if generator is not None:
+                raise ValueError("fit(resume=True) continues the saved generator; do not pass one")
+            generator = self._generator
         generator = generator if generator is not None else torch.Generator().manual_seed(self.config.seed)
+        clock = time.perf_counter()
         self._prepare(graphs)
         self.node_counts = NodeCountSampler([g.number_of_nodes() for g in graphs])
         cfg = self.config
-        optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.learning_rate)
-        if cfg.ema_decay > 0:
-            self.ema_network = copy.deepcopy(self.network).requires_grad_(False)
-        self._ema_updates = 0
+        if not resume:
+            self.__dict__.pop("_compiled", None)  # the networks are about to be replaced
+            self._optimizer = torch.optim.Adam(self.network.parameters(), lr=cfg.learning_rate)
+            self.ema_network = copy.deepcopy(self.network).requires_grad_(False) if cfg.ema_decay > 0 else None
+            self._ema_updates, self.epochs_trained, self.training_seconds = 0, 0, 0.0
+        self._generator, self.train_fingerprint = generator, fingerprint
         epoch_losses = []
         bar = tqdm(range(cfg.epochs), desc=f"training {self.name}", disable=not progress)
         self.network.train()
@@ -129,16 +165,97 @@ class GraphGenerator:
             total, batches = 0.0, 0
             for start in range(0, len(order), cfg.batch_size):
                 loss = self._batch_loss(order[start:start + cfg.batch_size], generator)
-                optimizer.zero_grad()
+                self._optimizer.zero_grad()
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.network.parameters(), 1.0)
-                optimizer.step()
+                self._optimizer.step()
                 self._update_ema()
                 total, batches = total + float(loss), batches + 1
             epoch_losses.append(total / batches)
+            self.epochs_trained += 1
             bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
         self.network.eval()
+        self.training_seconds += time.perf_counter() - clock
         return epoch_losses
+
+    def compiled(self, module: nn.Module) -> nn.Module:
+        """``module`` compiled by TorchScript, made once per module and reused (sampling calls this
+        on the network it runs at every step).
+
+        On small graphs the Python overhead of a network's many small tensor operations is a large
+        part of a sampling step. The compiled module shares the weights (EMA updates and loaded states
+        reach it) and gives the same outputs, bit for bit (tested).
+        """
+        cache = self.__dict__.setdefault("_compiled", {})  # id → (module, compiled): the module kept alive
+        entry = cache.get(id(module))
+        if entry is None or entry[0] is not module:
+            try:
+                compiled = torch.jit.script(module)
+            except Exception as error:  # noqa: BLE001 - speed only: sample with the module itself
+                warnings.warn(f"TorchScript could not compile {type(module).__name__} ({type(error).__name__}); "
+                              "sampling runs it uncompiled (same results, slower)", RuntimeWarning, stacklevel=2)
+                compiled = module
+            entry = cache[id(module)] = (module, compiled)
+        return entry[1]
+
+    def __getstate__(self) -> dict:
+        # torch.Generator does not pickle; its state (a byte tensor) does, so copies and pickles work.
+        # Compiled modules do not pickle either; they are made again on demand.
+        state = {key: value for key, value in self.__dict__.items() if key != "_compiled"}
+        if state.get("_generator") is not None:
+            state["_generator"] = state["_generator"].get_state()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if isinstance(state.get("_generator"), Tensor):
+            generator = torch.Generator()
+            generator.set_state(state["_generator"])
+            state = {**state, "_generator": generator}
+        self.__dict__.update(state)
+
+    def training_state(self) -> dict:
+        """What a saved model needs besides its weights to continue (:mod:`.checkpoint` schema)."""
+        if self._optimizer is None:
+            raise ValueError(f"{type(self).__name__} must be fitted (call fit(graphs)) before it is saved")
+        return {"graphs": self.train_fingerprint, "optimizer": self._optimizer.state_dict(),
+                "ema_updates": self._ema_updates, "epochs_trained": self.epochs_trained,
+                "training_seconds": self.training_seconds, "generator": self._generator.get_state()}
+
+    def save(self, path) -> None:
+        """Write the fitted model to ``path`` (a ``model.pt``; read back with
+        :func:`~.models.load_generator`, which needs the training graphs)."""
+        save_generator(self, path)
+
+    def restore(self, graphs: Sequence[nx.Graph], payload: dict, source: str = "the saved model") -> None:
+        """Rebuild the data tensors from ``graphs`` and load a :mod:`.checkpoint` payload into this
+        (new, unfitted) model; ``source`` names it in errors."""
+        graphs = list(graphs)
+        self._prepare(graphs)
+        self.node_counts = NodeCountSampler([g.number_of_nodes() for g in graphs])
+        try:
+            self.network.load_state_dict(payload["network"])
+            self._optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+            self._optimizer.load_state_dict(payload["optimizer"])
+        except (RuntimeError, ValueError) as err:
+            reason = " ".join(str(err).split())[:300]
+            raise ValueError(f"{source}: the settings build another network than the saved one (model, widths, "
+                             f"layers and eigenpair count must be the saved run's): {reason}") from None
+        for group in self._optimizer.param_groups:  # a new learning rate applies from here on
+            group["lr"] = self.config.learning_rate
+        self.ema_network = None
+        self.__dict__.pop("_compiled", None)
+        if self.config.ema_decay > 0:
+            self.ema_network = copy.deepcopy(self.network).requires_grad_(False)
+            if payload.get("ema_network") is not None:
+                self.ema_network.load_state_dict(payload["ema_network"])
+        self.network.eval()
+        self._ema_updates = int(payload.get("ema_updates", 0))
+        self.epochs_trained = int(payload["epochs_trained"])
+        self.training_seconds = float(payload.get("training_seconds", 0.0))
+        self.train_fingerprint = payload["graphs"]
+        self._generator = torch.Generator()
+        if payload.get("generator") is not None:
+            self._generator.set_state(payload["generator"])
 
     @torch.no_grad()
     def _update_ema(self) -> None:

@@ -15,7 +15,7 @@ from ..atomic import atomic_write_json
 from .config import GenerationConfig
 from .generator import GraphGenerator
 from .evaluation import evaluate_samples
-from .models import get_model
+from .models import get_model, load_generator
 from .plotting import draw_samples
 
 __all__ = ["run_generation", "train_model", "evaluate_model", "time_sampling", "METRIC_KEYS"]
@@ -38,21 +38,33 @@ def time_sampling(model: GraphGenerator, num_graphs: int, steps: int, seed: int,
     return graphs, seconds, model.diagnostics(sampled)
 
 
-def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *,
-                progress: bool = False) -> tuple[GraphGenerator, dict]:
+def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, progress: bool = False,
+                resume_from: str | Path | None = None, train_more: bool = True) -> tuple[GraphGenerator, dict]:
     """Build ``config.model`` and train it (seeded by ``config.seed``); returns it and a training record
-    (``training_seconds``, first and last epoch loss, parameter count)."""
-    torch.manual_seed(config.seed)
-    model = get_model(config.model, config)
-    start = time.perf_counter()
-    losses = model.fit(train_graphs, generator=torch.Generator().manual_seed(config.seed), progress=progress)
+    (``training_seconds`` and ``epochs_trained``, both counting any earlier run, first and last epoch
+    loss of this run, parameter count).
+
+    ``resume_from`` (a ``model.pt`` of an earlier run on the same ``train_graphs``) continues that model
+    for ``config.epochs`` more epochs, exactly where it stopped (:meth:`GraphGenerator.fit` with
+    ``resume=True``); with ``train_more=False`` it is only loaded.
+    """
+    if resume_from is None:
+        torch.manual_seed(config.seed)
+        model = get_model(config.model, config)
+        losses = model.fit(train_graphs, generator=torch.Generator().manual_seed(config.seed), progress=progress)
+    else:
+        model = load_generator(resume_from, train_graphs, config)
+        losses = model.fit(train_graphs, resume=True, progress=progress) if train_more else []
     record = {
-        "training_seconds": time.perf_counter() - start,
-        "loss_first_epoch": losses[0],
-        "loss_last_epoch": losses[-1],
+        "training_seconds": model.training_seconds,
+        "epochs_trained": model.epochs_trained,
+        "loss_first_epoch": losses[0] if losses else None,
+        "loss_last_epoch": losses[-1] if losses else None,
         "num_parameters": model.num_parameters(),
         "num_train_graphs": len(train_graphs),
     }
+    if resume_from is not None:
+        record["resumed_from"] = str(resume_from)
     return model, record
 
 
@@ -80,7 +92,7 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
         "dataset": config.dataset,
         "data_source": data_source,
         "steps": steps,
-        "epochs": config.epochs,
+        "epochs": training.get("epochs_trained", config.epochs),  # earlier runs of a resumed model included
         "seed": config.seed,
         "num_test_graphs": len(test_graphs),
         "num_samples": num_samples,
@@ -103,16 +115,22 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
 
 
 def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], test_graphs: Sequence[nx.Graph],
-                   out_dir: str | Path | None = None, *, data_source: str = "", progress: bool = False) -> dict:
-    """Train ``config.model`` on ``train_graphs``, sample, compare with ``test_graphs``.
+                   out_dir: str | Path | None = None, *, data_source: str = "", progress: bool = False,
+                   resume_from: str | Path | None = None, train_more: bool = True) -> dict:
+    """Train ``config.model`` on ``train_graphs`` (or continue or load ``resume_from``, see :func:`train_model`),
+    sample, compare with ``test_graphs``.
 
-    Returns the metrics dict; with ``out_dir`` also writes there ``metrics.json`` (the four MMDs,
-    ``average`` of degree/clustering/orbit, ``sampling_seconds_per_graph``, ``training_seconds``,
-    ``novel``, ``unique``, ``valid`` (None where the family has no validity) and ``vun``
-    (:mod:`spectraldiff.generation.evaluation`) and a description of the run),
+    Returns the metrics dict; with ``out_dir`` also writes there ``model.pt`` (the trained model,
+    :mod:`.checkpoint`; written before sampling, so a failed evaluation keeps the training),
+    ``metrics.json`` (the four MMDs, ``average`` of degree/clustering/orbit, ``sampling_seconds_per_graph``,
+    ``training_seconds``, ``novel``, ``unique``, ``valid`` (None where the family has no validity) and
+    ``vun`` (:mod:`spectraldiff.generation.evaluation`) and a description of the run),
     ``config.json``, ``samples.png`` and ``samples.pkl`` (the generated ``networkx`` graphs, a pickled
     list).
     """
-    model, training = train_model(config, train_graphs, progress=progress)
+    model, training = train_model(config, train_graphs, progress=progress, resume_from=resume_from,
+                                  train_more=train_more)
+    if out_dir is not None:
+        model.save(Path(out_dir) / "model.pt")
     return evaluate_model(model, config, train_graphs, test_graphs, training, out_dir, data_source=data_source,
                           progress=progress)

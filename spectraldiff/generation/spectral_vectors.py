@@ -135,11 +135,11 @@ class SpectralVectorGenerator(GraphGenerator):
                 "node_mask": self.mask[indices], "slot_mask": slot, "adjacency": self.adjacency[indices]}
 
     # -- networks -------------------------------------------------------------------------------
-    def _score_fn(self, network: nn.Module, nodes: Tensor, slots: Tensor):
+    def _score_fn(self, score_network: nn.Module, nodes: Tensor, slots: Tensor):
         sde = self.sde
 
         def score(x: dict[str, Tensor], t: Tensor, condition=None) -> dict[str, Tensor]:
-            eps_vectors, eps_values = network["score"](x[VECTORS], x[VALUES], t, nodes, slots)
+            eps_vectors, eps_values = score_network(x[VECTORS], x[VALUES], t, nodes, slots)
             return {VECTORS: sde.score_from_noise(eps_vectors, t), VALUES: sde.score_from_noise(eps_values, t)}
 
         return score
@@ -162,7 +162,8 @@ class SpectralVectorGenerator(GraphGenerator):
         nodes, slots = batch["node_mask"], batch["slot_mask"]
         masks = self._state_masks(nodes, slots)
         state = {VECTORS: batch[VECTORS], VALUES: batch[VALUES]}
-        losses = dsm_loss(self._score_fn(self.network, nodes, slots), self.sde, state, mask=masks, generator=generator)
+        losses = dsm_loss(self._score_fn(self.network["score"], nodes, slots), self.sde, state, mask=masks,
+                          generator=generator)
         # The decoder's N² pairs dominate the cost on large graphs, and it needs far fewer graph visits
         # than the diffusion, so it sees only the first config.decoder_graphs graphs of the (random)
         # batch, trimmed to their largest size.
@@ -253,6 +254,7 @@ class SpectralVectorGenerator(GraphGenerator):
         self._check_fitted()
         network = self.sampling_network()
         network.eval()
+        score_network = self.compiled(network["score"])
         chunks = list(self._given_chunks(num_graphs, sizes) if sizes is not None else self._chunks(num_graphs, generator))
         N = max([self.max_nodes] + [int(s.max()) for _, s in chunks])
         target = self._check_eigenvalues(eigenvalues, num_graphs)
@@ -268,7 +270,7 @@ class SpectralVectorGenerator(GraphGenerator):
                 values, held = target[0][done:done + B], target[1][:B] & slots
                 observed = {VALUES: (self.scale_values(values, slots.float()), held)}
             cfg = self.config
-            x = pc_sampler(self.sde, self._score_fn(network, nodes, slots), x_T, steps=steps or cfg.steps,
+            x = pc_sampler(self.sde, self._score_fn(score_network, nodes, slots), x_T, steps=steps or cfg.steps,
                            predictor=cfg.predictor, corrector=cfg.corrector, snr=cfg.snr, mask=masks,
                            observed=observed, generator=generator, progress=progress)
             probabilities = self.decode(x[VECTORS], x[VALUES], nodes, slots, network)

@@ -124,17 +124,8 @@ def sbm_p_value(graph: nx.Graph, p_in: float = SBM_P_IN, p_out: float = SBM_P_OU
     from scipy.stats import chi2
 
     blocks = [set(b) for b in (blocks if blocks is not None else recover_blocks(graph, seed))]
-    block_of = {v: i for i, b in enumerate(blocks) for v in b}
     k = len(blocks)
-    sizes = np.array([len(b) for b in blocks], dtype=np.float64)
-    edges = np.zeros((k, k))  # edges[r, s]: edges between blocks r and s (each counted once)
-    for u, v in graph.edges():
-        r, s = block_of[u], block_of[v]
-        edges[r, s] += 1
-        if r != s:
-            edges[s, r] += 1
-    pairs = np.outer(sizes, sizes)
-    np.fill_diagonal(pairs, sizes * (sizes - 1) / 2)
+    sizes, edges, pairs = _block_counts(*_labels(graph, blocks), k)
     estimate = edges / np.maximum(pairs, 1e-12)
     target = np.full((k, k), p_out)
     np.fill_diagonal(target, p_in)

@@ -156,3 +156,13 @@ def test_generate_without_the_published_enzymes_file_says_where_to_get_it(monkey
         generate_cli.load_dataset("enzymes")
     graphs, source = generate_cli.load_dataset("sbm")  # the new families fall back to their generators
     assert len(graphs) == 200 and "package generator" in source
+
+
+def test_the_fallback_size_is_each_generators_own_default():
+    from spectraldiff.generation.cli import FALLBACK_NUM_GRAPHS, default_num_graphs
+    from spectraldiff.generation.datasets import get_generator
+
+    sizes = {name: default_num_graphs(get_generator(name)) for name in ("community_small", "grid", "planar", "sbm")}
+    assert sizes == {"community_small": 100, "grid": 100, "planar": 200, "sbm": 200}
+    assert default_num_graphs(lambda num_graphs, seed: []) == FALLBACK_NUM_GRAPHS == 100
+    assert default_num_graphs(lambda num_graphs=12, seed=0: []) == 12

@@ -261,3 +261,43 @@ def test_generate_reads_graph_pickles_restricted_unless_trust_pickle_is_given(tm
     parser = build_parser()
     assert parser.parse_args(["generate", "--out", "x"]).trust_pickle is False
     assert parser.parse_args(["generate", "--out", "x", "--trust-pickle"]).trust_pickle is True
+
+
+COMPILED_MODELS = {"adjacency": {}, "spectral_vectors": dict(num_eigenvectors=4, decoder_dim=8, decoder_layers=1)}
+
+
+@pytest.mark.parametrize("model", list(COMPILED_MODELS))
+def test_sampling_through_the_compiled_network_is_bit_for_bit_the_eager_one(monkeypatch, model):
+    graphs = community_small(12, seed=2)
+    torch.manual_seed(0)
+    generator = get_model(model, GenerationConfig(model=model, epochs=1, **{**TINY, "ema_decay": 0.99},
+                                                  **COMPILED_MODELS[model]))
+    generator.fit(graphs)
+    draw = lambda: generator.sample_weighted(4, generator=torch.Generator().manual_seed(3))["adjacency"]  # noqa: E731
+    before = draw()
+    made = dict(generator._compiled)
+    assert len(made) == 1 and all(isinstance(c, torch.jit.ScriptModule) for _, c in made.values())
+    generator.fit(graphs, resume=True)  # the EMA moves; its compiled copy shares the weights
+    after = draw()
+    assert generator._compiled == made  # made once, reused
+    monkeypatch.setattr(type(generator), "compiled", lambda self, module: module)
+    assert torch.equal(draw(), after)
+    assert not torch.equal(before, after)  # training changed the samples
+    copy = pickle.loads(pickle.dumps(generator))  # compiled modules are left out of pickles
+    assert "_compiled" not in copy.__dict__
+
+
+def test_a_network_torchscript_cannot_compile_samples_uncompiled_with_a_warning(monkeypatch):
+    generator = get_model("spectral_vectors", GenerationConfig(model="spectral_vectors", epochs=1, **TINY,
+                                                               **COMPILED_MODELS["spectral_vectors"]))
+    generator.fit(community_small(8, seed=2))
+    expected = generator.sample_weighted(2, generator=torch.Generator().manual_seed(1))["adjacency"]
+
+    def refuse(module):
+        raise RuntimeError("unsupported")
+
+    monkeypatch.setattr(torch.jit, "script", refuse)
+    generator.__dict__.pop("_compiled")
+    with pytest.warns(RuntimeWarning, match="could not compile EigenpairScoreNet .* uncompiled"):
+        again = generator.sample_weighted(2, generator=torch.Generator().manual_seed(1))["adjacency"]
+    assert torch.equal(again, expected)

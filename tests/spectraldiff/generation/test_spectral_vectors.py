@@ -248,3 +248,4 @@ def test_the_decoder_trains_on_the_first_decoder_graphs_of_each_batch(decoder_gr
     assert seen == [torch.Size([min(decoder_graphs, 6), max(sizes), 4])]
     with pytest.raises(ValueError, match="decoder_graphs must be ≥ 1, got 0"):
         tiny_config(decoder_graphs=0)
+

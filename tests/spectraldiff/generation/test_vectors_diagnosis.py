@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spectraldiff.generation import GenerationConfig
-from spectraldiff.generation.datasets import sbm
+from spectraldiff.generation.datasets import save_json_graphs, sbm, split_graphs
 from spectraldiff.generation.eigenpairs import laplacian_eigenpairs
 from spectraldiff.generation.dense import graphs_to_dense
 from spectraldiff.generation.spectral_vectors import SpectralVectorGenerator
@@ -41,22 +41,24 @@ def test_block_separation_is_small_for_sbm_eigenvectors_and_grows_with_noise():
     assert 0.2 < inside < 0.4 and between < 0.02
 
 
-def test_a_run_on_a_saved_tiny_model_needs_trust_pickle_and_prints_each_figure(tmp_path, capsys):
+def test_a_run_on_a_saved_tiny_model_reads_it_safely_and_prints_each_figure(tmp_path, capsys):
     torch.manual_seed(0)
     graphs = sbm(12, seed=0, min_communities=2, max_communities=2)
-    config = GenerationConfig(model="spectral_vectors", dataset="sbm", epochs=1, steps=3, batch_size=4,
+    data = tmp_path / "blocks.json"
+    save_json_graphs(graphs, data)
+    config = GenerationConfig(model="spectral_vectors", dataset="blocks", epochs=1, steps=3, batch_size=4,
                               hidden_dim=16, num_layers=1, num_eigenvectors=4, decoder_dim=8, decoder_layers=0,
                               edge_sampling="bernoulli")
     model = SpectralVectorGenerator(config)
-    model.fit(graphs)
+    model.fit(split_graphs(graphs)[0])
     path = tmp_path / "model.pt"
-    torch.save(model, path)
+    model.save(path)
     threads = torch.get_num_threads()
-    with pytest.raises(SystemExit):  # a pickled model is read only behind the explicit opt-in
-        _script().main(["--model", str(path)])
-    assert "add --trust-pickle if you made the file" in capsys.readouterr().err
+    save_json_graphs(graphs[::-1], tmp_path / "other.json")
     try:
-        _script().main(["--model", str(path), "--trust-pickle", "--graphs", "4", "--times", "0.1"])
+        with pytest.raises(ValueError, match="trained on other graphs"):  # the data must be its own
+            _script().main(["--model", str(path), "--data", str(tmp_path / "other.json")])
+        _script().main(["--model", str(path), "--data", str(data), "--graphs", "4", "--times", "0.1"])
     finally:
         torch.set_num_threads(threads)
     out = capsys.readouterr().out
