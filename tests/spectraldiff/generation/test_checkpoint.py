@@ -170,3 +170,15 @@ def test_a_fitted_model_pickles_and_its_copy_resumes_like_the_original():
     copy.fit(graphs, resume=True)
     for name, reference in _weights(original.network).items():
         assert torch.equal(copy.network.state_dict()[name], reference), name
+
+
+def test_epochs_in_a_config_file_also_continue_a_resumed_run(tmp_path):
+    data = tmp_path / "g.json"
+    save_json_graphs(community_small(20, seed=4), data)
+    assert _generate("--graphs", str(data), "--model", "spectral", "--hidden-dim", "16", "--num-layers", "1",
+                     "--epochs", "2", "--out", str(tmp_path / "run")) == 0
+    (tmp_path / "more.yaml").write_text("epochs: 3\nnum_samples: 3\n")
+    assert _generate("--graphs", str(data), "--resume-from", str(tmp_path / "run" / "model.pt"),
+                     "--config", str(tmp_path / "more.yaml"), "--out", str(tmp_path / "more")) == 0
+    metrics = json.loads((tmp_path / "more" / "metrics.json").read_text())
+    assert (metrics["epochs"], metrics["num_samples"]) == (5, 3) and metrics["loss_last_epoch"] is not None
