@@ -109,5 +109,6 @@ def test_sampling_seconds_per_graph(benchmark, trained, monkeypatch, dataset, va
         "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
     })
-    print(f"\n{dataset} {variant} {steps} steps {runtime}: {benchmark.stats.stats.mean / num_graphs * 1e3:.1f} ms per graph "
+    print(f"\n{dataset} {variant} {steps} steps {runtime}: "
+          f"{benchmark.stats.stats.mean / num_graphs * 1e3:.1f} ms per graph "
           f"({torch.get_num_threads()} threads, {platform.machine()})")

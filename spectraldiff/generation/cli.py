@@ -28,9 +28,10 @@ Writes ``DIR/model.pt`` (the trained model: weights, EMA, optimiser state; read 
 Continuing: ``--resume-from RUN/model.pt --epochs 400 --out RUN2`` trains the saved model 400 more
 epochs exactly where it stopped (same optimiser state, EMA and random stream: the weights of one run
 of all the epochs), then samples and scores as usual; without ``--epochs`` (on the line or in
-``--config``) it only samples and scores the saved model (e.g. at other ``--steps``). The settings are the saved run's, then ``--config`` and
-the flags; those that shape the network must stay the same. The data are the saved run's dataset
-(give ``--graphs`` again for user graphs); other graphs are refused.
+``--config``) it only samples and scores the saved model (e.g. at other ``--steps``). The settings
+are the saved run's, then ``--config`` and the flags; those that shape the network must stay the
+same. The data are the saved run's dataset (give ``--graphs`` again for user graphs); other graphs
+are refused.
 """
 
 from __future__ import annotations
@@ -196,8 +197,8 @@ def resolve_config(args: argparse.Namespace, saved: dict | None = None) -> Gener
     for name, valid in choices.items():
         if name in values and values[name] not in valid:
             if name == "dataset" and saved is not None:
-                raise ValueError(f"--resume-from {getattr(args, 'resume_from', None)} was trained on user graphs labelled "
-                                 f"{values[name]!r}: give them again with --graphs")
+                raise ValueError(f"--resume-from {getattr(args, 'resume_from', None)} was trained on user graphs "
+                                 f"labelled {values[name]!r}: give them again with --graphs")
             raise ValueError(f"{where}{name} must be one of {list(valid)}, got {values[name]!r}")
     try:
         return GenerationConfig.from_dict(values)
@@ -229,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
         saved = read_checkpoint(args.resume_from)["config"]
     config = resolve_config(args, saved)
     # A resumed model trains on only when epochs are given; otherwise it is sampled as saved.
-    train_more = args.epochs is not None or (args.config is not None and "epochs" in GenerationConfig.file_values(args.config))
+    train_more = args.epochs is not None or (args.config is not None
+                                             and "epochs" in GenerationConfig.file_values(args.config))
     graphs, source = load_dataset(config.dataset, args.graphs, trust_pickle=args.trust_pickle)
     if args.graphs is not None:
         source += f" (labelled {config.dataset!r})"
@@ -241,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
     summary = {k: round(results[k], 6) for k in ("degree", "clustering", "orbit", "spectral", "average")}
     print(json_text(summary, indent=None))
     resumed = f" (resumed from {args.resume_from})" if args.resume_from else ""
-    print(f"training {results['training_seconds']:.1f} s over {results['epochs']} epochs{resumed}; sampling {results['sampling_seconds_per_graph'] * 1e3:.1f} ms "
-          f"per graph at {config.steps} steps; results in {args.out}")
+    print(f"training {results['training_seconds']:.1f} s over {results['epochs']} epochs{resumed}; sampling "
+          f"{results['sampling_seconds_per_graph'] * 1e3:.1f} ms per graph at {config.steps} steps; "
+          f"results in {args.out}")
     return 0
