@@ -19,7 +19,7 @@ from typing import IO, Any, Callable
 import numpy as np
 import torch
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "json_text", "jsonable",
+__all__ = ["atomic_write", "atomic_write_text", "atomic_write_json", "atomic_torch_save", "json_text", "jsonable",
            "remove_stale_temporaries"]
 
 
@@ -62,6 +62,11 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO], None], mode: str
         if cause is not None:
             raise _naming(cause, path) from error
         raise
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> None:
+    """``torch.save`` ``obj`` to ``path`` atomically (:func:`atomic_write`)."""
+    atomic_write(path, lambda handle: torch.save(obj, handle), "wb")
 
 
 def _os_error_in(error: BaseException) -> OSError | None:

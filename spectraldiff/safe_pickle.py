@@ -46,7 +46,8 @@ import os
 import pickle
 from typing import Any
 
-__all__ = ["load_pickle", "allowed_globals", "UnsafePickleError", "CorruptPickleError", "ALLOW_LEVELS"]
+__all__ = ["load_pickle", "load_weights_only", "allowed_globals", "UnsafePickleError", "CorruptPickleError",
+           "ALLOW_LEVELS"]
 
 #: Values of ``allow``: what a restricted load may rebuild.
 ALLOW_LEVELS = ("data", "graphs")
@@ -71,6 +72,24 @@ class UnsafePickleError(pickle.UnpicklingError, ValueError):
 
 class CorruptPickleError(pickle.UnpicklingError, ValueError):
     """A file is truncated, corrupt or not a pickle at all."""
+
+
+def load_weights_only(path: str | os.PathLike, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, so a crafted file is
+    refused, never run (the loader of ``mer`` checkpoints and of saved graph generators).
+
+    Raises
+    ------
+    ValueError
+        ``"<path>: not a <what> or unsafe to load: <reason>"`` for any file torch cannot read that way.
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - any failure means: not a file we can trust
+        reason = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(f"{path}: not a {what} or unsafe to load: {reason}") from err
 
 
 def load_pickle(path: str | os.PathLike, *, allow: str = "data", trust_pickle: bool = False,

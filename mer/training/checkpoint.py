@@ -24,12 +24,13 @@ import pathlib
 import random
 import weakref
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 import torch
 
-from spectraldiff.atomic import atomic_write, atomic_write_json, jsonable
+from spectraldiff.atomic import atomic_torch_save as atomic_save  # re-exported under mer's name
+from spectraldiff.atomic import atomic_write_json, jsonable
+from spectraldiff.safe_pickle import load_weights_only
 
 from mer.data import ConversationDataset
 
@@ -50,11 +51,6 @@ __all__ = [
 CHECKPOINT_FORMAT = 1
 
 
-def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` ``obj`` to ``path`` atomically (see :func:`spectraldiff.atomic.atomic_write`)."""
-    atomic_write(path, lambda handle: torch.save(obj, handle), "wb")
-
-
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict:
     """The dict a checkpoint file holds, loaded with ``weights_only=True``.
 
@@ -67,11 +63,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"no checkpoint at {path}")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure means: not a checkpoint we can trust
-        reason = " ".join(str(err).split()) or type(err).__name__
-        raise ValueError(f"{path}: not a mer checkpoint or unsafe to load: {reason}") from err
+    payload = load_weights_only(path, "mer checkpoint", map_location)
     if not isinstance(payload, dict):
         raise ValueError(f"{path}: not a mer checkpoint (holds a {type(payload).__name__}, not a dict)")
     return payload

@@ -25,9 +25,9 @@ import pathlib
 from typing import Sequence
 
 import networkx as nx
-import torch
 
-from ..atomic import atomic_write
+from ..atomic import atomic_torch_save
+from ..safe_pickle import load_weights_only
 
 __all__ = ["CHECKPOINT_FORMAT", "graphs_fingerprint", "save_generator", "read_checkpoint"]
 
@@ -56,7 +56,7 @@ def save_generator(model, path: str | os.PathLike) -> None:
         "ema_network": model.ema_network.state_dict() if model.ema_network is not None else None,
         **state,
     }
-    atomic_write(path, lambda handle: torch.save(payload, handle), "wb")
+    atomic_torch_save(payload, path)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -71,11 +71,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     path = pathlib.Path(path)
     if not path.is_file():
         raise ValueError(f"no saved generator at {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any failure means: not a file we can trust
-        reason = " ".join(str(err).split()) or type(err).__name__
-        raise ValueError(f"{path}: not a saved generator, or unsafe to load: {reason}") from err
+    payload = load_weights_only(path, "saved generator")
     needed = ("format", "model", "config", "graphs", "network", "optimizer", "epochs_trained")
     if not isinstance(payload, dict) or any(key not in payload for key in needed):
         raise ValueError(f"{path}: not a saved generator (a model.pt written by `generate` holds {list(needed)})")

@@ -118,6 +118,12 @@ class GraphGenerator:
         """The weights used for sampling: the EMA copy when enabled, else the trained network."""
         return self.ema_network if self.ema_network is not None else self.network
 
+    def _load_data(self, graphs: list[nx.Graph]) -> None:
+        """The training tensors (:meth:`_prepare`, which also builds the network the first time) and the
+        node-count distribution of ``graphs``."""
+        self._prepare(graphs)
+        self.node_counts = NodeCountSampler([g.number_of_nodes() for g in graphs])
+
     def fit(self, graphs: Sequence[nx.Graph], *, generator: torch.Generator | None = None,
             progress: bool = False, resume: bool = False) -> list[float]:
         """Train for ``config.epochs`` passes over ``graphs``; returns the mean loss of each epoch.
@@ -148,8 +154,7 @@ class GraphGenerator:
             generator = self._generator
         generator = generator if generator is not None else torch.Generator().manual_seed(self.config.seed)
         clock = time.perf_counter()
-        self._prepare(graphs)
-        self.node_counts = NodeCountSampler([g.number_of_nodes() for g in graphs])
+        self._load_data(graphs)
         cfg = self.config
         if not resume:
             self.__dict__.pop("_compiled", None)  # the networks are about to be replaced
@@ -186,17 +191,15 @@ class GraphGenerator:
         part of a sampling step. The compiled module shares the weights (EMA updates and loaded states
         reach it) and gives the same outputs, bit for bit (tested).
         """
-        cache = self.__dict__.setdefault("_compiled", {})  # id → (module, compiled): the module kept alive
-        entry = cache.get(id(module))
-        if entry is None or entry[0] is not module:
+        cache = self.__dict__.setdefault("_compiled", {})  # module → compiled (modules hash by identity)
+        if module not in cache:
             try:
-                compiled = torch.jit.script(module)
+                cache[module] = torch.jit.script(module)
             except Exception as error:  # noqa: BLE001 - speed only: sample with the module itself
                 warnings.warn(f"TorchScript could not compile {type(module).__name__} ({type(error).__name__}); "
                               "sampling runs it uncompiled (same results, slower)", RuntimeWarning, stacklevel=2)
-                compiled = module
-            entry = cache[id(module)] = (module, compiled)
-        return entry[1]
+                cache[module] = module
+        return cache[module]
 
     def __getstate__(self) -> dict:
         # torch.Generator does not pickle; its state (a byte tensor) does, so copies and pickles work.
@@ -229,9 +232,7 @@ class GraphGenerator:
     def restore(self, graphs: Sequence[nx.Graph], payload: dict, source: str = "the saved model") -> None:
         """Rebuild the data tensors from ``graphs`` and load a :mod:`.checkpoint` payload into this
         (new, unfitted) model; ``source`` names it in errors."""
-        graphs = list(graphs)
-        self._prepare(graphs)
-        self.node_counts = NodeCountSampler([g.number_of_nodes() for g in graphs])
+        self._load_data(list(graphs))
         try:
             self.network.load_state_dict(payload["network"])
             self._optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
