@@ -147,6 +147,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume-from", metavar="MODEL", default=None,
                         help="a model.pt of an earlier generate run: continue it --epochs more epochs "
                              "(without --epochs: only sample and score it), with its settings and data")
+    parser.add_argument("--decoder-epochs", type=int, default=None, metavar="N",
+                        help="with --resume-from of a spectral_vectors run (and no --epochs): keep its diffusion "
+                             "and train a new edge decoder for N epochs, with the decoder_* settings of "
+                             "--config (e.g. decoder_layers: 1)")
     parser.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
     parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.learning_rate})")
     parser.add_argument("--hidden-dim", type=int, default=None,
@@ -232,6 +236,12 @@ def run(args: argparse.Namespace) -> int:
     # A resumed model trains on only when epochs are given; otherwise it is sampled as saved.
     train_more = args.epochs is not None or (args.config is not None
                                              and "epochs" in GenerationConfig.file_values(args.config))
+    if args.decoder_epochs is not None:
+        if args.resume_from is None or train_more or config.model != "spectral_vectors":
+            raise ValueError("--decoder-epochs trains a new edge decoder for a saved spectral_vectors model: give "
+                             "--resume-from RUN/model.pt and no --epochs (continue the diffusion in another run)")
+        if args.decoder_epochs < 1:
+            raise ValueError(f"--decoder-epochs must be >= 1, got {args.decoder_epochs}")
     graphs, source = load_dataset(config.dataset, args.graphs, trust_pickle=args.trust_pickle)
     if args.graphs is not None:
         source += f" (labelled {config.dataset!r})"
@@ -239,10 +249,13 @@ def run(args: argparse.Namespace) -> int:
     train, test = split_graphs(graphs)
     print(f"split: {len(train)} training graphs, {len(test)} test graphs (the first {len(test)})")
     results = run_generation(config, train, test, args.out, data_source=source, progress=not args.no_progress,
-                             resume_from=args.resume_from, train_more=train_more)
+                             resume_from=args.resume_from, train_more=train_more,
+                             decoder_epochs=args.decoder_epochs)
     summary = {k: round(results[k], 6) for k in ("degree", "clustering", "orbit", "spectral", "average")}
     print(json_text(summary, indent=None))
     resumed = f" (resumed from {args.resume_from})" if args.resume_from else ""
+    if args.decoder_epochs is not None:
+        resumed += f", then a new edge decoder for {args.decoder_epochs} epochs"
     print(f"training {results['training_seconds']:.1f} s over {results['epochs']} epochs{resumed}; sampling "
           f"{results['sampling_seconds_per_graph'] * 1e3:.1f} ms per graph at {config.steps} steps; "
           f"results in {args.out}")

@@ -57,6 +57,20 @@ class NodeCountSampler:
         return indices, self.sizes[indices]
 
 
+def ema_decay(decay: float, updates: int) -> float:
+    """The EMA decay at update ``updates`` (from 1): ``decay`` with score_sde's warm-up, so early on the
+    average follows the weights closely and a short training is not sampled with weights that are
+    mostly the random initialisation."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+@torch.no_grad()
+def average_into(average: nn.Module, module: nn.Module, decay: float) -> None:
+    """``average ← decay · average + (1 − decay) · module``, parameter by parameter."""
+    for a, p in zip(average.parameters(), module.parameters()):
+        a.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+
+
 class GraphGenerator:
     """Base class: a score-based graph generator trained on a list of graphs.
 
@@ -262,12 +276,8 @@ class GraphGenerator:
     def _update_ema(self) -> None:
         if self.ema_network is None:
             return
-        # Warm-up (as in score_sde): early on the average follows the weights closely, so a short
-        # training is not sampled with weights that are mostly the random initialisation.
         self._ema_updates += 1
-        decay = min(self.config.ema_decay, (1 + self._ema_updates) / (10 + self._ema_updates))
-        for ema, p in zip(self.ema_network.parameters(), self.network.parameters()):
-            ema.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
+        average_into(self.ema_network, self.network, ema_decay(self.config.ema_decay, self._ema_updates))
 
     def _run_sampler(self, score_fn: Callable, x_T: Tensor, mask: Tensor, steps: int | None,
                      generator: torch.Generator | None, progress: bool) -> Tensor:

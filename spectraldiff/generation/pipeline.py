@@ -39,19 +39,29 @@ def time_sampling(model: GraphGenerator, num_graphs: int, steps: int, seed: int,
 
 
 def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, progress: bool = False,
-                resume_from: str | Path | None = None, train_more: bool = True) -> tuple[GraphGenerator, dict]:
+                resume_from: str | Path | None = None, train_more: bool = True,
+                decoder_epochs: int | None = None) -> tuple[GraphGenerator, dict]:
     """Build ``config.model`` and train it (seeded by ``config.seed``); returns it and a training record
     (``training_seconds`` and ``epochs_trained``, both counting any earlier run, first and last epoch
     loss of this run, parameter count).
 
     ``resume_from`` (a ``model.pt`` of an earlier run on the same ``train_graphs``) continues that model
     for ``config.epochs`` more epochs, exactly where it stopped (:meth:`GraphGenerator.fit` with
-    ``resume=True``); with ``train_more=False`` it is only loaded.
+    ``resume=True``); with ``train_more=False`` it is only loaded. ``decoder_epochs`` (``spectral_vectors``
+    only, with ``resume_from`` and ``train_more=False``) instead keeps its diffusion and trains a new
+    edge decoder with ``config``'s ``decoder_*`` settings for that many epochs
+    (:meth:`~.spectral_vectors.SpectralVectorGenerator.fit_decoder`).
     """
+    if decoder_epochs is not None and (resume_from is None or train_more or config.model != "spectral_vectors"):
+        raise ValueError("decoder_epochs retrains the edge decoder of a saved spectral_vectors model: give "
+                         "resume_from and no more diffusion epochs (train_more=False)")
     if resume_from is None:
         torch.manual_seed(config.seed)
         model = get_model(config.model, config)
         losses = model.fit(train_graphs, generator=torch.Generator().manual_seed(config.seed), progress=progress)
+    elif decoder_epochs is not None:
+        model = load_generator(resume_from, train_graphs)  # its own decoder settings, to load it
+        losses = model.fit_decoder(train_graphs, decoder_epochs, config=config, progress=progress)
     else:
         model = load_generator(resume_from, train_graphs, config)
         losses = model.fit(train_graphs, resume=True, progress=progress) if train_more else []
@@ -65,6 +75,8 @@ def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, p
     }
     if resume_from is not None:
         record["resumed_from"] = str(resume_from)
+    if decoder_epochs is not None:
+        record["decoder_epochs"] = decoder_epochs  # the losses above are the new decoder's
     return model, record
 
 
@@ -116,8 +128,10 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
 
 def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], test_graphs: Sequence[nx.Graph],
                    out_dir: str | Path | None = None, *, data_source: str = "", progress: bool = False,
-                   resume_from: str | Path | None = None, train_more: bool = True) -> dict:
-    """Train ``config.model`` on ``train_graphs`` (or continue or load ``resume_from``, see :func:`train_model`),
+                   resume_from: str | Path | None = None, train_more: bool = True,
+                   decoder_epochs: int | None = None) -> dict:
+    """Train ``config.model`` on ``train_graphs`` (or continue or load ``resume_from``, or give it a new
+    decoder, see :func:`train_model`),
     sample, compare with ``test_graphs``.
 
     Returns the metrics dict; with ``out_dir`` also writes there ``model.pt`` (the trained model,
@@ -129,7 +143,7 @@ def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], t
     list).
     """
     model, training = train_model(config, train_graphs, progress=progress, resume_from=resume_from,
-                                  train_more=train_more)
+                                  train_more=train_more, decoder_epochs=decoder_epochs)
     if out_dir is not None:
         model.save(Path(out_dir) / "model.pt")
     return evaluate_model(model, config, train_graphs, test_graphs, training, out_dir, data_source=data_source,

@@ -21,25 +21,35 @@ are held at ``lam`` (noised to the current time at each step, exact at the end, 
 
 from __future__ import annotations
 
+import copy
+import time
+from typing import Sequence
+
 import networkx as nx
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from tqdm.auto import tqdm
 
 from ..eigh import node_mask
 from ..losses import dsm_loss
 from ..noising import perturb
 from ..sampling import pc_sampler
+from .checkpoint import graphs_fingerprint
 from .config import GenerationConfig
 from .dense import graphs_to_dense
 from .edge_decoder import EigenpairEdgeDecoder
 from .eigenpair_score import EigenpairScoreNet
 from .eigenpairs import degenerate_groups, laplacian_eigenpairs, random_basis_rotation, random_sign_flip
-from .generator import GraphGenerator
+from .generator import GraphGenerator, average_into, ema_decay
 
 __all__ = ["SpectralVectorGenerator"]
 
 VECTORS, VALUES = "eigenvectors", "eigenvalues"
+
+#: GenerationConfig fields that build the score network or set what it diffuses; a new decoder
+#: (:meth:`SpectralVectorGenerator.fit_decoder`) may change anything else.
+SCORE_FIELDS = ("model", "num_eigenvectors", "hidden_dim", "num_layers", "sde")
 
 
 class SpectralVectorGenerator(GraphGenerator):
@@ -164,19 +174,111 @@ class SpectralVectorGenerator(GraphGenerator):
         state = {VECTORS: batch[VECTORS], VALUES: batch[VALUES]}
         losses = dsm_loss(self._score_fn(self.network["score"], nodes, slots), self.sde, state, mask=masks,
                           generator=generator)
+        return losses[VECTORS] + losses[VALUES] + self._decoder_loss(batch, generator)
+
+    def _decoder_loss(self, batch: dict[str, Tensor], generator: torch.Generator) -> Tensor:
+        """Binary cross-entropy of ``network["decoder"]`` on a :meth:`training_batch`'s edges."""
         # The decoder's N² pairs dominate the cost on large graphs, and it needs far fewer graph visits
         # than the diffusion, so it sees only the first config.decoder_graphs graphs of the (random)
         # batch, trimmed to their largest size.
         part = slice(0, self.config.decoder_graphs)
         n = int(batch["node_mask"][part].sum(dim=1).max())
-        nodes_d, slots_d = nodes[part, :n], slots[part]
-        inputs = self.decoder_training_input({VECTORS: state[VECTORS][part, :n], VALUES: state[VALUES][part]},
-                                             nodes_d, slots_d, generator)
-        logits = self.network["decoder"](inputs[VECTORS], self.unscale_values(inputs[VALUES], slots_d.float()),
-                                         nodes_d, slots_d)
-        pairs = torch.triu(_pair_mask(nodes_d), diagonal=1)
-        bce = F.binary_cross_entropy_with_logits(logits[pairs], batch["adjacency"][part, :n, :n][pairs])
-        return losses[VECTORS] + losses[VALUES] + bce
+        nodes, slots = batch["node_mask"][part, :n], batch["slot_mask"][part]
+        inputs = self.decoder_training_input({VECTORS: batch[VECTORS][part, :n], VALUES: batch[VALUES][part]},
+                                             nodes, slots, generator)
+        logits = self.network["decoder"](inputs[VECTORS], self.unscale_values(inputs[VALUES], slots.float()),
+                                         nodes, slots)
+        pairs = torch.triu(_pair_mask(nodes), diagonal=1)
+        return F.binary_cross_entropy_with_logits(logits[pairs], batch["adjacency"][part, :n, :n][pairs])
+
+    def fit_decoder(self, graphs: Sequence[nx.Graph], epochs: int, *, config: GenerationConfig | None = None,
+                    progress: bool = False) -> list[float]:
+        """Train a new edge decoder, built from ``config.decoder_*``, on a fitted model's training graphs;
+        the score network and its optimiser state stay as they are. Returns each epoch's mean loss.
+
+        The decoder's loss never reaches the score network (it reads noised clean eigenpairs, or the
+        score network's estimates without gradient; only the joint gradient clipping couples the
+        two), so a decoder trained alone on a finished diffusion learns what the joint fit teaches it,
+        and ``decoder_layers`` can change after thousands of diffusion epochs without repeating them.
+        Batches follow :meth:`fit` (``config.batch_size`` graphs, the decoder reads the first
+        ``config.decoder_graphs``) with a generator of their own seeded ``config.seed``, so the
+        retraining is reproducible and leaves the diffusion's saved generator, weights, EMA and Adam
+        state for a later ``fit(resume=True)``. With EMA on, the new decoder gets its own average
+        (same warm-up). ``training_seconds`` adds the decoder's time; ``epochs_trained`` stays the
+        diffusion's.
+
+        Parameters
+        ----------
+        graphs : list of networkx.Graph
+            The training graphs, in the order the model was fitted on.
+        epochs : int
+            Passes over them.
+        config : GenerationConfig, optional
+            Replaces the model's config: new ``decoder_*`` settings (and learning rate, batch size,
+            sampling settings); what builds the score network must stay (:data:`SCORE_FIELDS`).
+            Default: the model's own (a fresh decoder of the same kind).
+
+        Raises
+        ------
+        ValueError
+            The model was never fitted or loaded, ``graphs`` are not its training graphs,
+            ``epochs < 1``, or ``config`` changes the score network.
+        """
+        graphs = list(graphs)
+        if self._optimizer is None:
+            raise ValueError("fit_decoder needs a fitted or loaded model (its score network is kept)")
+        config = config if config is not None else self.config
+        changed = [f for f in SCORE_FIELDS if getattr(config, f) != getattr(self.config, f)]
+        if changed:
+            raise ValueError("fit_decoder keeps the score network, so its settings must stay; "
+                             + ", ".join(f"{f} {getattr(self.config, f)!r} → {getattr(config, f)!r}" for f in changed))
+        if graphs_fingerprint(graphs) != self.train_fingerprint:
+            raise ValueError("fit_decoder needs the graphs the model was trained on, in the same order")
+        if epochs < 1:
+            raise ValueError(f"epochs must be ≥ 1, got {epochs}")
+        clock = time.perf_counter()
+        self.config = cfg = config  # the training tensors are already there: same graphs
+        generator = torch.Generator().manual_seed(cfg.seed)
+        torch.manual_seed(cfg.seed)  # the new decoder's initial weights
+        decoder = EigenpairEdgeDecoder(self.k, hidden_dim=cfg.decoder_dim, num_layers=cfg.decoder_layers)
+        self._replace_decoder(decoder)
+        optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.learning_rate)
+        averaged = self.ema_network["decoder"] if self.ema_network is not None else None
+        epoch_losses, updates = [], 0
+        bar = tqdm(range(epochs), desc="training the edge decoder", disable=not progress)
+        decoder.train()
+        for _ in bar:
+            order = torch.randperm(self._num_train(), generator=generator)
+            total, batches = 0.0, 0
+            for start in range(0, len(order), cfg.batch_size):
+                loss = self._decoder_loss(self.training_batch(order[start:start + cfg.batch_size], generator),
+                                          generator)
+                optimizer.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(decoder.parameters(), 1.0)
+                optimizer.step()
+                if averaged is not None:
+                    updates += 1
+                    average_into(averaged, decoder, ema_decay(cfg.ema_decay, updates))
+                total, batches = total + float(loss), batches + 1
+            epoch_losses.append(total / batches)
+            bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
+        decoder.eval()
+        self.training_seconds += time.perf_counter() - clock
+        return epoch_losses
+
+    def _replace_decoder(self, decoder: EigenpairEdgeDecoder) -> None:
+        """Put ``decoder`` in the network (and a copy in the EMA network); the joint optimiser keeps the
+        score network's Adam state and starts the new decoder's afresh."""
+        old = self._optimizer
+        self.network["decoder"] = decoder
+        if self.ema_network is not None:
+            self.ema_network["decoder"] = copy.deepcopy(decoder).requires_grad_(False)
+        self._optimizer = torch.optim.Adam(self.network.parameters(), lr=self.config.learning_rate)
+        for p in self.network["score"].parameters():
+            if p in old.state:
+                self._optimizer.state[p] = old.state[p]
+        self.__dict__.pop("_compiled", None)
 
     def decoder_training_input(self, state: dict[str, Tensor], nodes: Tensor, slots: Tensor,
                                generator: torch.Generator | None = None) -> dict[str, Tensor]:
