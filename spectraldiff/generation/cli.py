@@ -150,7 +150,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--decoder-epochs", type=int, default=None, metavar="N",
                         help="with --resume-from of a spectral_vectors run (and no --epochs): keep its diffusion "
                              "and train a new edge decoder for N epochs, with the decoder_* settings of "
-                             "--config (e.g. decoder_layers: 1)")
+                             "--config (e.g. decoder_layers: 2)")
     parser.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
     parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.learning_rate})")
     parser.add_argument("--hidden-dim", type=int, default=None,
