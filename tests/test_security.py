@@ -400,7 +400,7 @@ def test_training_resume_runs_no_code_from_last_pt(tmp_path, marker):
 def test_evaluate_cli_runs_no_code_from_best_pt(tmp_path, marker):
     run = tmp_path / "run"
     run.mkdir()
-    best = _crafted_checkpoint(run / "best.pt", marker)
+    _crafted_checkpoint(run / "best.pt", marker)
     done = _run("-m", "mer", "evaluate", str(run), cwd=tmp_path)
     assert not marker.exists()
     assert done.returncode == 2, done.stderr

@@ -7,10 +7,11 @@ import pickle
 import pytest
 import torch
 
-from spectraldiff.cli import main
 from spectraldiff.generation import GenerationConfig, get_model, load_generator
 from spectraldiff.generation.checkpoint import graphs_fingerprint
-from spectraldiff.generation.datasets import community_small, save_json_graphs
+from spectraldiff.generation.datasets import community_small
+from tests.spectraldiff.generation.generate_runs import run_generate as _generate
+from tests.spectraldiff.generation.generate_runs import weights as _weights
 
 SMALL = {
     "spectral_vectors": dict(num_eigenvectors=4, decoder_dim=8, decoder_layers=1),
@@ -29,10 +30,6 @@ def _fit(model, epochs, graphs):
     generator = get_model(model, _config(model, epochs))
     generator.fit(graphs, generator=torch.Generator().manual_seed(3))
     return generator
-
-
-def _weights(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
 
 
 @pytest.mark.parametrize("model", list(SMALL))
@@ -119,13 +116,8 @@ def test_the_fingerprint_ignores_node_labels_but_not_edges_or_order():
     assert graphs_fingerprint(edited) != graphs_fingerprint(graphs)
 
 
-def _generate(*flags):
-    return main(["generate", "--no-progress", "--steps", "4", *flags])
-
-
-def test_generate_saves_the_model_and_resume_from_continues_it_exactly(tmp_path):
-    data = tmp_path / "my_graphs.json"
-    save_json_graphs(community_small(20, seed=4), data)
+def test_generate_saves_the_model_and_resume_from_continues_it_exactly(tmp_path, graphs_file):
+    data = graphs_file
     common = ["--graphs", str(data), "--model", "spectral_vectors", "--hidden-dim", "16", "--num-layers", "1",
               "--seed", "2"]
     assert _generate(*common, "--epochs", "3", "--out", str(tmp_path / "whole")) == 0
@@ -145,12 +137,9 @@ def test_generate_saves_the_model_and_resume_from_continues_it_exactly(tmp_path)
     assert [again[k] for k in ("degree", "orbit", "novel")] == [first[k] for k in ("degree", "orbit", "novel")]
 
 
-def test_generate_resume_from_refuses_its_own_folder_missing_user_graphs_and_a_new_width(tmp_path, capsys):
-    data = tmp_path / "my_graphs.json"
-    save_json_graphs(community_small(20, seed=4), data)
-    assert _generate("--graphs", str(data), "--model", "spectral_vectors", "--hidden-dim", "16", "--num-layers", "1",
-                     "--epochs", "1", "--out", str(tmp_path / "run")) == 0
-    saved = str(tmp_path / "run" / "model.pt")
+def test_generate_resume_from_refuses_its_own_folder_missing_user_graphs_and_a_new_width(
+        tmp_path, capsys, graphs_file, saved_vectors_model):
+    data, saved = graphs_file, str(saved_vectors_model)
     capsys.readouterr()
     assert _generate("--graphs", str(data), "--resume-from", saved, "--out", str(tmp_path / "run")) == 2
     assert "is the folder of --resume-from" in capsys.readouterr().err
@@ -172,9 +161,8 @@ def test_a_fitted_model_pickles_and_its_copy_resumes_like_the_original():
         assert torch.equal(copy.network.state_dict()[name], reference), name
 
 
-def test_epochs_in_a_config_file_also_continue_a_resumed_run(tmp_path):
-    data = tmp_path / "g.json"
-    save_json_graphs(community_small(20, seed=4), data)
+def test_epochs_in_a_config_file_also_continue_a_resumed_run(tmp_path, graphs_file):
+    data = graphs_file
     assert _generate("--graphs", str(data), "--model", "spectral", "--hidden-dim", "16", "--num-layers", "1",
                      "--epochs", "2", "--out", str(tmp_path / "run")) == 0
     (tmp_path / "more.yaml").write_text("epochs: 3\nnum_samples: 3\n")

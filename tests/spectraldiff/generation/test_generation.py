@@ -22,7 +22,7 @@ from spectraldiff.generation import (
     graphs_to_dense,
 )
 from spectraldiff.generation import cli as generate_cli
-from spectraldiff.generation.datasets import available_datasets, community_small, save_json_graphs
+from spectraldiff.generation.datasets import available_datasets, community_small
 from spectraldiff.eigh import batched_eigh
 
 TINY = dict(hidden_dim=16, num_layers=1, batch_size=8, steps=8, ema_decay=0.0)
@@ -199,9 +199,8 @@ def test_sampling_before_fit_is_an_error():
 
 
 @pytest.mark.parametrize("model", ["spectral", "adjacency"])
-def test_generate_command_writes_metrics_samples_and_figure(tmp_path, model, capsys):
-    data = tmp_path / "graphs.json"
-    save_json_graphs(community_small(20, seed=4), data)
+def test_generate_command_writes_metrics_samples_and_figure(tmp_path, model, capsys, graphs_file):
+    data = graphs_file
     out = tmp_path / "run"
     code = main(["generate", "--dataset", "community_small", "--graphs", str(data), "--model", model,
                  "--epochs", "2", "--steps", "5", "--seed", "1", "--out", str(out), "--hidden-dim", "16",
@@ -222,9 +221,8 @@ def test_generate_command_writes_metrics_samples_and_figure(tmp_path, model, cap
     assert "user graphs" in capsys.readouterr().out
 
 
-def test_generate_command_passes_the_node_count_scheme_and_network_to_the_run(tmp_path):
-    data = tmp_path / "graphs.json"
-    save_json_graphs(community_small(20, seed=4), data)
+def test_generate_command_passes_the_node_count_scheme_and_network_to_the_run(tmp_path, graphs_file):
+    data = graphs_file
     out = tmp_path / "run"
     assert main(["generate", "--graphs", str(data), "--model", "spectral", "--spectral-network", "transformer",
                  "--node-counts", "stratified", "--epochs", "1", "--steps", "3", "--out", str(out),

@@ -8,9 +8,10 @@ import json
 import pytest
 import torch
 
-from spectraldiff.cli import main
 from spectraldiff.generation import GenerationConfig, get_model, load_generator
-from spectraldiff.generation.datasets import community_small, save_json_graphs
+from spectraldiff.generation.datasets import community_small
+from tests.spectraldiff.generation.generate_runs import run_generate as _generate
+from tests.spectraldiff.generation.generate_runs import weights as _weights
 
 
 def _config(**extra):
@@ -24,10 +25,6 @@ def _fitted(graphs):
     model = get_model("spectral_vectors", _config())
     model.fit(graphs, generator=torch.Generator().manual_seed(3))
     return model
-
-
-def _weights(module):
-    return {k: v.clone() for k, v in module.state_dict().items()}
 
 
 def test_a_new_decoder_keeps_the_diffusion_and_trains_reproducibly():
@@ -88,18 +85,11 @@ def test_a_new_decoder_is_refused_on_an_unfitted_model_other_graphs_a_new_score_
     assert len(model.network["decoder"].blocks) == 0
 
 
-def _generate(*flags):
-    return main(["generate", "--no-progress", "--steps", "4", *flags])
-
-
-def test_generate_decoder_epochs_builds_the_configured_decoder_and_refuses_misuse(tmp_path, capsys):
-    data = tmp_path / "g.json"
-    save_json_graphs(community_small(20, seed=4), data)
-    assert _generate("--graphs", str(data), "--model", "spectral_vectors", "--hidden-dim", "16", "--num-layers", "1",
-                     "--epochs", "2", "--out", str(tmp_path / "run")) == 0
-    saved = str(tmp_path / "run" / "model.pt")
+def test_generate_decoder_epochs_builds_the_configured_decoder_and_refuses_misuse(
+        tmp_path, capsys, graphs_file, saved_vectors_model):
+    data, saved = str(graphs_file), str(saved_vectors_model)
     (tmp_path / "dec.yaml").write_text("decoder_layers: 0\ndecoder_dim: 8\n")
-    flags = ["--graphs", str(data), "--resume-from", saved, "--config", str(tmp_path / "dec.yaml")]
+    flags = ["--graphs", data, "--resume-from", saved, "--config", str(tmp_path / "dec.yaml")]
     assert _generate(*flags, "--decoder-epochs", "2", "--out", str(tmp_path / "dec")) == 0
     metrics = json.loads((tmp_path / "dec" / "metrics.json").read_text())
     assert (metrics["epochs"], metrics["decoder_epochs"]) == (2, 2) and metrics["loss_last_epoch"] is not None
@@ -109,7 +99,7 @@ def test_generate_decoder_epochs_builds_the_configured_decoder_and_refuses_misus
     capsys.readouterr()
     assert _generate(*flags, "--decoder-epochs", "2", "--epochs", "1", "--out", str(tmp_path / "both")) == 2
     assert "no --epochs" in capsys.readouterr().err
-    assert _generate("--graphs", str(data), "--decoder-epochs", "2", "--out", str(tmp_path / "fresh")) == 2
+    assert _generate("--graphs", data, "--decoder-epochs", "2", "--out", str(tmp_path / "fresh")) == 2
     assert "give --resume-from" in capsys.readouterr().err
     assert _generate(*flags, "--decoder-epochs", "0", "--out", str(tmp_path / "zero")) == 2
     assert "--decoder-epochs must be >= 1" in capsys.readouterr().err

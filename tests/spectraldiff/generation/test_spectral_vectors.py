@@ -11,7 +11,7 @@ from spectraldiff.generation.dense import graphs_to_dense
 from spectraldiff.generation.edge_decoder import EigenpairEdgeDecoder
 from spectraldiff.generation.eigenpair_score import EigenpairScoreNet
 from spectraldiff.generation.eigenpairs import (degenerate_groups, laplacian_eigenpairs, normalized_laplacian,
-                                                random_basis_rotation, random_sign_flip)
+                                                random_basis_rotation)
 from spectraldiff.generation.novelty import fraction_novel
 from spectraldiff.generation.spectral_vectors import SpectralVectorGenerator
 
