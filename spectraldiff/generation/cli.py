@@ -255,7 +255,10 @@ def run(args: argparse.Namespace) -> int:
     print(json_text(summary, indent=None))
     resumed = f" (resumed from {args.resume_from})" if args.resume_from else ""
     if args.decoder_epochs is not None:
-        resumed += f", then a new edge decoder for {args.decoder_epochs} epochs"
+        # Said out loud: the decoder trains at the saved run's learning rate and EMA decay unless the config
+        # sets them, and a run annealed to a small learning rate would otherwise train it too slowly.
+        resumed += (f", then a new edge decoder for {args.decoder_epochs} epochs at learning rate "
+                    f"{config.learning_rate:g}, EMA decay {config.ema_decay:g}")
     print(f"training {results['training_seconds']:.1f} s over {results['epochs']} epochs{resumed}; sampling "
           f"{results['sampling_seconds_per_graph'] * 1e3:.1f} ms per graph at {config.steps} steps; "
           f"results in {args.out}")
