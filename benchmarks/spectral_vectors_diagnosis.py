@@ -43,6 +43,7 @@ from spectraldiff.generation import GenerationConfig, load_generator  # noqa: E4
 from spectraldiff.generation.checkpoint import read_checkpoint  # noqa: E402
 from spectraldiff.generation.cli import load_dataset  # noqa: E402
 from spectraldiff.generation.datasets import split_graphs  # noqa: E402
+from spectraldiff.generation.edge_sampling import sample_edges  # noqa: E402
 from spectraldiff.generation.pipeline import train_model  # noqa: E402
 from spectraldiff.generation.validity import _block_counts, _labels, fraction_valid, recover_blocks  # noqa: E402
 from spectraldiff.noising import perturb  # noqa: E402
@@ -138,7 +139,8 @@ def main(argv=None) -> None:
 
     with torch.no_grad():
         probabilities = model.decode(clean["eigenvectors"], clean["eigenvalues"], nodes, slots)
-    rebuilt = model.to_graphs({"adjacency": model._edges(probabilities, torch.Generator().manual_seed(2)),
+    adjacency = sample_edges(probabilities, model.config.edge_sampling, generator=torch.Generator().manual_seed(2))
+    rebuilt = model.to_graphs({"adjacency": adjacency,
                                "sizes": model.sizes[:B]})
     generated = model.to_graphs(sampled)
     densities = [block_densities(g) for g in generated]

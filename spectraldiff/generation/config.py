@@ -16,7 +16,7 @@ __all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES", "EDGE_
 
 SPECTRAL_NETWORKS = ("mlp", "transformer")
 NODE_COUNT_SCHEMES = ("iid", "stratified")
-EDGE_SAMPLING = ("threshold", "bernoulli")
+EDGE_SAMPLING = ("threshold", "bernoulli", "degree")  # the rules of .edge_sampling
 DECODER_INPUTS = ("noised", "denoised")
 
 
@@ -91,7 +91,9 @@ class GenerationConfig:
         the SBM set (docs/generation.md), so fewer decoder graphs buy more diffusion epochs per hour.
     edge_sampling : str
         ``spectral_vectors`` model only: ``"threshold"`` (edge where the decoded probability exceeds
-        ``threshold``) or ``"bernoulli"`` (each edge drawn with its decoded probability).
+        ``threshold``), ``"bernoulli"`` (each edge drawn with its decoded probability) or ``"degree"``
+        (edges drawn under a budget of ``round(expected degree)`` per node, for families with a narrow
+        degree band; :mod:`.edge_sampling`).
     """
 
     dataset: str = "community_small"

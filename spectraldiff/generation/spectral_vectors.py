@@ -39,6 +39,7 @@ from .checkpoint import graphs_fingerprint
 from .config import GenerationConfig
 from .dense import graphs_to_dense
 from .edge_decoder import EigenpairEdgeDecoder
+from .edge_sampling import sample_edges
 from .eigenpair_score import EigenpairScoreNet
 from .eigenpairs import degenerate_groups, laplacian_eigenpairs, random_basis_rotation, random_sign_flip
 from .generator import GraphGenerator, average_into, ema_decay
@@ -349,7 +350,7 @@ class SpectralVectorGenerator(GraphGenerator):
         -------
         dict
             ``"adjacency"`` ``(B, N, N)`` (edge probabilities with ``edge_sampling="threshold"``, a 0/1
-            draw with ``"bernoulli"``), ``"probabilities"`` ``(B, N, N)``, ``"eigenvalues"`` ``(B, k)``
+            draw with ``"bernoulli"`` or ``"degree"``), ``"probabilities"`` ``(B, N, N)``, ``"eigenvalues"`` ``(B, k)``
             (data scale), ``"eigenvectors"`` ``(B, N, k)`` (unit scale), ``"sizes"`` ``(B,)``,
             ``"sources"`` ``(B,)`` (the training graph whose node count was drawn, −1 for given sizes).
         """
@@ -379,7 +380,8 @@ class SpectralVectorGenerator(GraphGenerator):
             values = self.unscale_values(x[VALUES], slots.float()).double()
             if target is not None:  # exact, not through the float32 round trip of the standardisation
                 values = torch.where(held, target[0][done:done + B].double(), values)
-            parts.append({"adjacency": self._edges(probabilities, generator), "probabilities": probabilities,
+            edges = sample_edges(probabilities, cfg.edge_sampling, generator=generator)
+            parts.append({"adjacency": edges, "probabilities": probabilities,
                           VALUES: values, VECTORS: x[VECTORS] / self._row_scale(chunk_sizes),
                           "sizes": chunk_sizes, "sources": sources})
             done += B
@@ -419,13 +421,6 @@ class SpectralVectorGenerator(GraphGenerator):
                              f"(config.num_eigenvectors), give 1 to {self.k}")
         held = torch.arange(self.k) < m
         return F.pad(values, (0, self.k - m)), held[None, :]
-
-    def _edges(self, probabilities: Tensor, generator: torch.Generator | None) -> Tensor:
-        if self.config.edge_sampling == "threshold":
-            return probabilities
-        draw = torch.rand(probabilities.shape, generator=generator, dtype=probabilities.dtype)
-        upper = torch.triu((draw < probabilities).to(probabilities.dtype), diagonal=1)
-        return upper + upper.mT
 
     def diagnostics(self, sampled: dict[str, Tensor]) -> dict[str, float]:
         """``orthogonality_error``: mean over samples of ``‖UᵀU − I‖_F / √k`` on the real slots of the
