@@ -146,7 +146,9 @@ class GraphGenerator:
         warm-starts from the first fit). ``resume=True`` continues the previous fit, or the saved model
         :func:`~.models.load_generator` read, exactly: the same optimiser state, EMA, and the
         generator that orders the batches and draws the noise (``generator`` must then be ``None``),
-        so ``a`` epochs, then ``b`` resumed, give the weights of one ``a + b``-epoch fit.
+        so ``a`` epochs, then ``b`` resumed, give the weights of one ``a + b``-epoch fit. A network
+        built by the fit takes its initial weights from ``config.seed``; the global torch generator
+        is neither read nor advanced, so two fits of one config give the same model in any process.
 
         Raises
         ------
@@ -168,7 +170,11 @@ class GraphGenerator:
             generator = self._generator
         generator = generator if generator is not None else torch.Generator().manual_seed(self.config.seed)
         clock = time.perf_counter()
-        self._load_data(graphs)
+        # Networks built here take their initial weights from config.seed, not from the caller's
+        # global generator (left as it was), so fit gives the same model in any process.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            self._load_data(graphs)
         cfg = self.config
         if not resume:
             self.__dict__.pop("_compiled", None)  # the networks are about to be replaced

@@ -240,8 +240,9 @@ class SpectralVectorGenerator(GraphGenerator):
         clock = time.perf_counter()
         self.config = cfg = config  # the training tensors are already there: same graphs
         generator = torch.Generator().manual_seed(cfg.seed)
-        torch.manual_seed(cfg.seed)  # the new decoder's initial weights
-        decoder = EigenpairEdgeDecoder(self.k, hidden_dim=cfg.decoder_dim, num_layers=cfg.decoder_layers)
+        with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's generator untouched
+            torch.manual_seed(cfg.seed)
+            decoder = EigenpairEdgeDecoder(self.k, hidden_dim=cfg.decoder_dim, num_layers=cfg.decoder_layers)
         self._replace_decoder(decoder)
         optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.learning_rate)
         averaged = self.ema_network["decoder"] if self.ema_network is not None else None

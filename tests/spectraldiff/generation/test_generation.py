@@ -135,6 +135,21 @@ def test_a_short_training_lowers_the_loss(train_graphs, name):
     assert last < 0.7 * first, losses
 
 
+@pytest.mark.parametrize("name", ["spectral", "adjacency", "spectral_vectors"])
+def test_fit_takes_its_initial_weights_from_the_config_seed_and_leaves_the_global_generator(train_graphs, name):
+    def fitted_weights(global_seed: int, seed: int = 0) -> list[torch.Tensor]:
+        torch.manual_seed(global_seed)
+        model = get_model(name, GenerationConfig(model=name, epochs=1, seed=seed, num_eigenvectors=4, **TINY))
+        before = torch.random.get_rng_state()
+        model.fit(train_graphs[:4])
+        assert torch.equal(torch.random.get_rng_state(), before)  # neither read nor advanced
+        return [p.detach().clone() for p in model.network.parameters()]
+
+    first, other_global, other_seed = fitted_weights(1), fitted_weights(2), fitted_weights(1, seed=5)
+    assert all(torch.equal(a, b) for a, b in zip(first, other_global))
+    assert not all(torch.equal(a, b) for a, b in zip(first, other_seed))
+
+
 def test_models_have_comparable_parameter_counts():
     # The default widths are chosen for community_small, whose padded size is 20.
     graphs = [g for g in community_small(40, seed=0) if g.number_of_nodes() == 20][:2]

@@ -33,7 +33,9 @@ def test_a_new_decoder_keeps_the_diffusion_and_trains_reproducibly():
     score, ema_score = _weights(model.network["score"]), _weights(model.ema_network["score"])
     adam = [model._optimizer.state[p]["exp_avg"].clone() for p in model.network["score"].parameters()]
     wider = dataclasses.replace(model.config, decoder_layers=1, decoder_noise=0.3)
+    global_state = torch.random.get_rng_state()
     losses = model.fit_decoder(graphs, 6, config=wider)
+    assert torch.equal(torch.random.get_rng_state(), global_state)  # seeded inside, caller's generator untouched
     assert len(losses) == 6 and losses[-1] < losses[0]  # it learns the edges
     assert len(model.network["decoder"].blocks) == 1 and len(model.ema_network["decoder"].blocks) == 1
     assert model.config.decoder_noise == 0.3 and model.epochs_trained == 2  # diffusion epochs unchanged
