@@ -93,7 +93,7 @@ def test_spectral_vector_model_samples_within_the_decoders_degree_budgets():
     out = model.sample_weighted(6, generator=seeded())
     degrees = out["adjacency"].sum(dim=-1)
     budgets = degree_budgets(out["probabilities"])
-    assert (budgets[budgets > 0] < out["sizes"][:, None].expand_as(budgets)[budgets > 0] - 1).any()  # not all complete
+    assert ((budgets > 0) & (budgets < out["sizes"][:, None] - 1)).any()  # sparse graphs, not all complete
     assert (degrees <= budgets).all()
     assert int((budgets - degrees).sum()) <= 6  # most nodes reach their budget
     graphs = model.to_graphs(out)
