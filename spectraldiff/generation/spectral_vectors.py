@@ -37,9 +37,9 @@ from ..noising import perturb
 from ..sampling import pc_sampler
 from .checkpoint import graphs_fingerprint
 from .config import GenerationConfig
-from .dense import graphs_to_dense
+from .dense import dense_to_graphs, graphs_to_dense
 from .edge_decoder import EigenpairEdgeDecoder
-from .edge_sampling import sample_edges
+from .edge_sampling import ranked_budgets, sample_edges
 from .eigenpair_score import EigenpairScoreNet
 from .eigenpairs import degenerate_groups, laplacian_eigenpairs, random_basis_rotation, random_sign_flip
 from .generator import GraphGenerator, average_into, ema_decay
@@ -61,7 +61,7 @@ class SpectralVectorGenerator(GraphGenerator):
     config : GenerationConfig
         Uses ``num_eigenvectors`` (``k``), ``hidden_dim`` and ``num_layers`` (score network),
         ``decoder_dim``, ``decoder_layers``, ``decoder_noise``, ``decoder_inputs``, ``decoder_graphs``,
-        ``edge_sampling``, ``threshold``, the SDE and sampler settings and ``node_counts``.
+        ``edge_sampling``, ``triangle_bonus``, ``threshold``, the SDE and sampler settings and ``node_counts``.
 
     Shapes
     ------
@@ -381,7 +381,8 @@ class SpectralVectorGenerator(GraphGenerator):
             values = self.unscale_values(x[VALUES], slots.float()).double()
             if target is not None:  # exact, not through the float32 round trip of the standardisation
                 values = torch.where(held, target[0][done:done + B].double(), values)
-            edges = sample_edges(probabilities, cfg.edge_sampling, generator=generator)
+            edges = sample_edges(probabilities, cfg.edge_sampling, generator=generator,
+                                 triangle_bonus=cfg.triangle_bonus, budgets=self._budgets(probabilities, sources))
             parts.append({"adjacency": edges, "probabilities": probabilities,
                           VALUES: values, VECTORS: x[VECTORS] / self._row_scale(chunk_sizes),
                           "sizes": chunk_sizes, "sources": sources})
@@ -394,6 +395,25 @@ class SpectralVectorGenerator(GraphGenerator):
         """``num_graphs`` networkx graphs; ``eigenvalues`` and ``sizes`` as in :meth:`sample_weighted`."""
         return self.to_graphs(self.sample_weighted(num_graphs, steps=steps, generator=generator, progress=progress,
                                                    eigenvalues=eigenvalues, sizes=sizes))
+
+    def _budgets(self, probabilities: Tensor, sources: Tensor) -> Tensor | None:
+        """``config.degree_budgets="training"``: each sample's budgets ``(B, N)``, the degree sequence of
+        its source training graph (:func:`.edge_sampling.ranked_budgets`); else None (the default
+        budgets, or a rule without budgets)."""
+        if self.config.edge_sampling != "degree" or self.config.degree_budgets != "training":
+            return None
+        if bool((sources < 0).any()):
+            raise ValueError("degree_budgets='training' takes each sample's degrees from the training graph "
+                             "whose node count was drawn; with given sizes use degree_budgets='expected'")
+        degrees = self.adjacency[sources].sum(dim=-1)  # (B, max_nodes): drawn sizes fit the training padding
+        return ranked_budgets(probabilities, degrees)
+
+    def to_graphs(self, sampled: dict[str, Tensor]) -> list[nx.Graph]:
+        """Networkx graphs from :meth:`sample_weighted`. ``config.threshold`` applies to the
+        ``"threshold"`` rule only: the other rules already drew 0/1 edges, which are kept as drawn
+        whatever the threshold (a threshold of 1 or more would otherwise drop them all)."""
+        threshold = self.config.threshold if self.config.edge_sampling == "threshold" else 0.5
+        return dense_to_graphs(sampled["adjacency"], sampled["sizes"], threshold=threshold)
 
     def _given_chunks(self, num_graphs: int, sizes):
         sizes = torch.as_tensor(sizes, dtype=torch.long).reshape(-1)
