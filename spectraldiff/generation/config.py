@@ -93,9 +93,9 @@ class GenerationConfig:
         the SBM set (docs/generation.md), so fewer decoder graphs buy more diffusion epochs per hour.
     edge_sampling : str
         ``spectral_vectors`` model only: ``"threshold"`` (edge where the decoded probability exceeds
-        ``threshold``, the only rule that reads it), ``"bernoulli"`` (each edge drawn with its decoded probability) or ``"degree"``
-        (edges drawn under a budget of ``round(expected degree)`` per node, for families with a narrow
-        degree band; :mod:`.edge_sampling`).
+        ``threshold``, the only rule that reads it), ``"bernoulli"`` (each edge drawn with its decoded
+        probability) or ``"degree"`` (edges drawn under a budget of ``round(expected degree)`` per
+        node, for families with a narrow degree band; :mod:`.edge_sampling`).
     triangle_bonus : float
         ``edge_sampling="degree"`` only: log-odds added to a pair per triangle it would close with the
         edges drawn before it (0: plain budgets). Degree budgets alone close too few triangles on

@@ -19,7 +19,8 @@ Three rules, chosen by ``GenerationConfig.edge_sampling``:
   accepted so far (its common neighbours). This is a greedy draw from a model with a triangle term,
   as in exponential random graph models: budgets fix the degrees, the bonus puts the edges where they
   close triangles. Independent edges and plain budgets place a node's less likely edges anywhere, so
-  they close too few triangles on clustered families (ENZYMES: docs/generation.md).
+  they close too few triangles on clustered families (ENZYMES: docs/generation.md). Closing
+  triangles strands more budget than the plain order, so a last pass of edge swaps fills it.
 
   The budgets need not come from the decoder. :func:`ranked_budgets` hands a graph the degree
   sequence of another graph of the same size (``GenerationConfig.degree_budgets="training"``: the

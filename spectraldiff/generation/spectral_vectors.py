@@ -61,7 +61,8 @@ class SpectralVectorGenerator(GraphGenerator):
     config : GenerationConfig
         Uses ``num_eigenvectors`` (``k``), ``hidden_dim`` and ``num_layers`` (score network),
         ``decoder_dim``, ``decoder_layers``, ``decoder_noise``, ``decoder_inputs``, ``decoder_graphs``,
-        ``edge_sampling``, ``triangle_bonus``, ``threshold``, the SDE and sampler settings and ``node_counts``.
+        ``edge_sampling``, ``triangle_bonus``, ``degree_budgets``, ``threshold``, the SDE and sampler
+        settings and ``node_counts``.
 
     Shapes
     ------
