@@ -1,9 +1,10 @@
 """Cost of turning decoded edge probabilities into edges, per rule of ``edge_sampling``.
 
 ``degree`` visits every pair of every graph in a Python loop (Gumbel-sorted, then accepted while both
-nodes have budget left), so its cost grows with ``N²`` per sample; ``degree+triangles`` (``triangle_bonus
-6``) keeps the pairs in a heap and re-keys a pair for each two-path an accepted edge opens, so it also
-grows with the squared degrees; ``bernoulli`` is one vectorised comparison. Both run once per sample, after the reverse diffusion. The probabilities here are
+nodes have budget left), so its cost grows with ``N²`` per sample; ``degree+triangles``
+(``triangle_bonus 6``) keeps the pairs in a heap and re-keys a pair for each two-path an accepted edge
+opens, so it also grows with the squared degrees; ``bernoulli`` is one vectorised comparison. All run
+once per sample, after the reverse diffusion. The probabilities here are
 SBM-like (blocks of 30 nodes, 0.3 inside, 0.05 between) on ENZYMES-sized (up to 125 nodes) and
 SBM-sized (up to 200 nodes) graphs, 64 per call (``generate``'s ``sample_batch_size``); the figure
 is ``extra_info["seconds_per_graph"]``.

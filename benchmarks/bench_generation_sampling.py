@@ -121,9 +121,10 @@ def test_sampling_seconds_per_graph(benchmark, trained, monkeypatch, dataset, va
 @pytest.mark.parametrize("variant", ["spectral-vectors", "spectral-vectors-32", "adjacency"])
 def test_sampling_seconds_per_graph_by_batch(benchmark, trained, variant, graphs_per_call):
     """community_small at 50 steps, compiled, with 20, 64 (``generate``'s ``sample_batch_size``) and 256
-    graphs per sampler call. On 12–20 nodes a spectral_vectors step is mostly fixed per-call cost,
-    which a larger batch shares; the adjacency model's cost grows with its ``n (n − 1) / 2`` pairs per
-    graph. Compare the two variants at the same ``graphs_per_call``."""
+    graphs per sampler call. On 12–20 nodes part of a spectral_vectors step is fixed per-call cost,
+    which a larger batch shares (the rest is its per-node MLPs, hence ``spectral-vectors-32``); the
+    adjacency model's cost grows with its ``n (n − 1) / 2`` pairs per graph. Compare the variants at
+    the same ``graphs_per_call``."""
     generator = trained("community_small", variant)
     previous = generator.config.sample_batch_size
     generator.config.sample_batch_size = graphs_per_call  # one sampler call per round

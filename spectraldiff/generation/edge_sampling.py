@@ -116,8 +116,8 @@ def degree_budget_edges(probabilities: Tensor, *, generator: torch.Generator | N
     ``(B, N, N)`` → ``(B, N, N)`` 0/1, symmetric, zero diagonal; node ``i``'s degree is at most its
     budget. Pairs of zero probability (padding) have zero budget on at least one side, so padded
     nodes stay empty. ``triangle_bonus`` ``β ≥ 0`` raises a pair's key by ``β`` per triangle it would
-    close (module doc); the same Gumbel draws are used for every ``β``, so ``β → 0`` gives the plain
-    draw. Costs ``O(N² log N)`` per graph, once per sample (more with ``β > 0``: a heap update per
+    close (module doc); the same Gumbel draws are used for every ``β``, so as ``β → 0`` its greedy
+    pass gives the plain draw (edge swaps then fill the budgets that pass left open). Costs ``O(N² log N)`` per graph, once per sample (more with ``β > 0``: a heap update per
     new two-path).
     """
     if not triangle_bonus >= 0.0:  # also refuses NaN
@@ -209,7 +209,7 @@ def _fill_by_swaps(adjacency: np.ndarray, left: np.ndarray, key: np.ndarray) -> 
     """
     while True:
         open_nodes = np.flatnonzero(left > 0)
-        ends = np.argwhere(adjacency > 0)  # each edge in both orientations, (x, y) rows
+        x, y = np.nonzero(adjacency > 0)  # each edge in both orientations: candidate x – y to give up
         best, best_gain = None, -np.inf
         for a, u in enumerate(open_nodes):
             for v in open_nodes[a:]:
@@ -218,7 +218,6 @@ def _fill_by_swaps(adjacency: np.ndarray, left: np.ndarray, key: np.ndarray) -> 
                 if u != v and not adjacency[u, v]:  # the greedy pass never met them: join them
                     best, best_gain = (u, v, None, None), np.inf
                     break
-                x, y = ends[:, 0], ends[:, 1]
                 ok = (adjacency[u, x] == 0) & (adjacency[v, y] == 0) & (x != u) & (x != v) & (y != u) & (y != v)
                 if not ok.any():
                     continue
