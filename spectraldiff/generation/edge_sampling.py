@@ -173,7 +173,10 @@ def _fill_closing_triangles(adjacency: np.ndarray, left: np.ndarray, keys: np.nd
     key[rows, cols] = keys
     key = key + key.T
     closed = np.zeros((N, N), dtype=np.int64)  # common neighbours among the accepted edges
-    heap = [(-keys[q], 0, rows[q], cols[q]) for q in range(len(keys)) if left[rows[q]] > 0 and left[cols[q]] > 0]
+    # Built from Python lists: indexing numpy scalars pair by pair cost more than the whole draw.
+    candidates = np.flatnonzero((left[rows] > 0) & (left[cols] > 0))
+    heap = list(zip((-keys[candidates]).tolist(), [0] * len(candidates), rows[candidates].tolist(),
+                    cols[candidates].tolist()))
     heapq.heapify(heap)
     neighbours: list[list[int]] = [[] for _ in range(N)]
     open_nodes = int((left > 0).sum())
