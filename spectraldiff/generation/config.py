@@ -100,7 +100,8 @@ class GenerationConfig:
         ``edge_sampling="degree"`` only: log-odds added to a pair per triangle it would close with the
         edges drawn before it (0: plain budgets). Degree budgets alone close too few triangles on
         clustered families; on ENZYMES ``6`` brings the clustering MMD from about 5× its copy floor
-        to about 1.3× (docs/generation.md, *Decoding rules*).
+        to about 1.3× (docs/generation.md, *Decoding rules*). On SBM it splits the blocks into small
+        cliques and no sample is valid.
     degree_budgets : str
         ``edge_sampling="degree"`` only: ``"expected"`` (each node's rounded expected degree under the
         decoder) or ``"training"`` (the degree sequence of the training graph whose node count was

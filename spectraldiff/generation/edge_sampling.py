@@ -20,7 +20,9 @@ Three rules, chosen by ``GenerationConfig.edge_sampling``:
   as in exponential random graph models: budgets fix the degrees, the bonus puts the edges where they
   close triangles. Independent edges and plain budgets place a node's less likely edges anywhere, so
   they close too few triangles on clustered families (ENZYMES: docs/generation.md). Closing
-  triangles strands more budget than the plain order, so a last pass of edge swaps fills it.
+  triangles strands more budget than the plain order, so a last pass of edge swaps fills it. Not for
+  families whose dense parts are not cliques: on SBM blocks (within-block edges independent at 0.3)
+  ``β = 2`` splits every block into cliques of about 10 nodes and no sample passes the SBM test.
 
   The budgets need not come from the decoder. :func:`ranked_budgets` hands a graph the degree
   sequence of another graph of the same size (``GenerationConfig.degree_budgets="training"``: the
