@@ -21,6 +21,9 @@ still run, and the whole stays under ``--budget-s``):
 ``eigh-small``, ``eigh-large-float32``, ``eigh-large-float64``
     The grid: backends ``torch``, ``jacobi``, ``auto``; n = 8…256; B = 1…8192; both dtypes.
 
+Outside the plan, ``gpu_checks.sh vectors --out DIR`` times ``spectral_vectors`` sampling beside the
+adjacency baseline at the same steps (issue 17's speed goal; :func:`run_vectors`).
+
 Writes under ``--out``: each part's JSON (and the eigh harness's Markdown and figure) in a folder of
 its own, ``summary.json`` (every part's command, status, seconds, and the two goal figures when
 measured) and ``summary.md``. ``--dry-run`` runs the same plan on the CPU at tiny sizes (seconds) and
@@ -230,6 +233,91 @@ def run_gsdnet(args) -> dict:
     return {"part": "gsdnet", "machine": _machine(args.device), "rows": rows}
 
 
+def run_vectors(args) -> dict:
+    """Seconds per graph of ``spectral_vectors`` sampling (issue 17's speed goal) beside the adjacency
+    baseline on ``args.device``, at ``generate``'s default widths and the same steps: the eigenpair
+    score network (width 64, 3 blocks) over ``(B, n, k)`` eigenvectors and ``k`` eigenvalues, then the
+    edge decoder once; against the dense adjacency GNN (width 88, 3 layers) over ``n (n − 1) / 2``
+    entries. Random weights (the cost of a step does not depend on training); both networks compiled
+    by TorchScript, as ``generate`` samples them. Not part of the default plan; run it alone with
+    ``benchmarks/gpu_checks.sh vectors --out DIR``. The adjacency rows need networkx (its module
+    imports it); without it they are reported as skipped."""
+    import torch
+
+    from spectraldiff import VPSDE
+    from spectraldiff.generation.edge_decoder import EigenpairEdgeDecoder
+    from spectraldiff.generation.eigenpair_score import EigenpairScoreNet
+    from spectraldiff.sampling import pc_sampler
+
+    try:
+        from spectraldiff.generation.adjacency import AdjacencyScoreNet, pair_mask
+    except ImportError as error:  # networkx missing on the borrowed machine
+        AdjacencyScoreNet, skipped = None, f"adjacency not timed: {error}"
+    else:
+        skipped = None
+    timed = _timer(args.device)
+    sde = VPSDE()
+    device = args.device
+    rows = []
+
+    def compiled(module):
+        try:
+            return torch.jit.script(module)
+        except Exception:  # noqa: BLE001 - speed only: time the module itself
+            return module
+
+    for case in args.cases.split(";"):
+        dataset, n, B, k, decoder_layers = case.split(":")
+        n, B, k, decoder_layers = int(n), int(B), int(k), int(decoder_layers)
+        nodes = torch.ones(B, n, dtype=torch.bool, device=device)
+        slots = torch.ones(B, k, dtype=torch.bool, device=device)
+        score_net = compiled(EigenpairScoreNet(k, hidden_dim=64, num_layers=3).to(device).eval())
+        decoder = compiled(EigenpairEdgeDecoder(k, hidden_dim=32, num_layers=decoder_layers).to(device).eval())
+        masks = {"vectors": nodes[:, :, None] & slots[:, None, :], "values": slots}
+
+        def vector_score(x, t, condition=None):
+            eps_u, eps_l = score_net(x["vectors"], x["values"], t, nodes, slots)
+            return {"vectors": sde.score_from_noise(eps_u, t), "values": sde.score_from_noise(eps_l, t)}
+
+        models = {"spectral_vectors": None}
+        if AdjacencyScoreNet is not None:
+            adjacency_net = compiled(AdjacencyScoreNet(n, hidden_dim=88, num_layers=3).to(device).eval())
+            pairs = pair_mask(nodes)
+
+            def adjacency_score(x, t, condition=None):
+                return sde.score_from_noise(adjacency_net(x, t, nodes), t)
+
+            models["adjacency"] = None
+        for steps in [int(s) for s in args.steps.split(",")]:
+            def sample_vectors():
+                with torch.no_grad():
+                    x_T = {"vectors": sde.prior_sampling((B, n, k), device=device),
+                           "values": sde.prior_sampling((B, k), device=device)}
+                    x = pc_sampler(sde, vector_score, x_T, steps=steps, mask=masks)
+                    return torch.sigmoid(decoder(x["vectors"], x["values"], nodes, slots))
+
+            def sample_adjacency():
+                with torch.no_grad():
+                    x_T = sde.prior_sampling(pairs.shape, device=device)
+                    return pc_sampler(sde, adjacency_score, x_T, steps=steps, mask=pairs)
+
+            best = {}
+            for name, sample in (("spectral_vectors", sample_vectors), ("adjacency", sample_adjacency)):
+                if name not in models:
+                    continue
+                times = timed(sample, args.repeats)
+                best[name] = min(times)
+                rows.append({"dataset": dataset, "n": n, "graphs": B, "k": k, "decoder_layers": decoder_layers,
+                             "model": name, "steps": steps, "seconds": times, "best_seconds": best[name],
+                             "seconds_per_graph": best[name] / B})
+                print(f"vectors {dataset} n={n} B={B} {name} {steps} steps: {best[name] / B * 1e3:.3f} ms per graph",
+                      flush=True)
+            if len(best) == 2:
+                print(f"vectors {dataset} n={n} B={B} {steps} steps: adjacency / spectral_vectors = "
+                      f"{best['adjacency'] / best['spectral_vectors']:.2f}x", flush=True)
+    return {"part": "vectors", "machine": _machine(device), "rows": rows, "skipped": skipped}
+
+
 # ------------------------------------------------------------------------------ the plan runner
 def run_plan(out: pathlib.Path, dry_run: bool, budget_s: float) -> int:
     out.mkdir(parents=True, exist_ok=True)
@@ -343,12 +431,15 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command")
     for name, cases, steps in (("sampling", "community_small:20:20;community_small:20:1024;grid:361:2;grid:361:64",
                                 "50,100"),
-                               ("gsdnet", "16:110:1024,1024,1024;64:110:1024,1024,1024", "2,10")):
+                               ("gsdnet", "16:110:1024,1024,1024;64:110:1024,1024,1024", "2,10"),
+                               ("vectors", "community_small:20:64:4:2;community_small:20:256:4:2;sbm:160:16:8:2",
+                                "50,100")):
         p = sub.add_parser(name)
         p.add_argument("--device", default="cuda")
         p.add_argument("--out", required=True)
         p.add_argument("--cases", default=cases, help="';'-separated cases; sampling dataset:n:B, gsdnet B:N:d,d,d "
-                       "(conversations, utterances, feature width per modality)")
+                       "(conversations, utterances, feature width per modality), vectors "
+                       "dataset:n:B:k:decoder_layers")
         p.add_argument("--steps", default=steps)
         p.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="runs/gpu_checks")
@@ -357,7 +448,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return run_plan(pathlib.Path(args.out).resolve(), args.dry_run, args.budget_s)
-    result = (run_sampling if args.command == "sampling" else run_gsdnet)(args)
+    result = {"sampling": run_sampling, "gsdnet": run_gsdnet, "vectors": run_vectors}[args.command](args)
     folder = pathlib.Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{args.command}.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf8")

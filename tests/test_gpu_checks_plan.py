@@ -72,3 +72,20 @@ def test_the_driver_imports_spectraldiff_only_never_mer_or_dgl():
     imported |= {node.module.split(".")[0] for node in ast.walk(tree)
                  if isinstance(node, ast.ImportFrom) and node.module}
     assert "spectraldiff" in imported and not imported & {"mer", "dgl"}
+
+
+def test_the_vectors_check_times_both_models_at_the_same_steps(tmp_path):
+    """Issue 17's speed goal on a lent GPU (`gpu_checks.sh vectors`), here on the CPU at tiny sizes:
+    one row per model, case and step count, in the same units."""
+    out = tmp_path / "vectors"
+    done = subprocess.run([str(SCRIPT), "vectors", "--device", "cpu", "--out", str(out), "--cases",
+                           "community_small:12:4:4:2;sbm:30:2:8:0", "--steps", "2,3", "--repeats", "1"],
+                          capture_output=True, text=True, timeout=240, env=dict(os.environ, PYTHON=sys.executable))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    result = json.loads((out / "vectors.json").read_text())
+    assert result["part"] == "vectors" and result["skipped"] is None  # networkx is installed here
+    keys = [(r["dataset"], r["model"], r["steps"]) for r in result["rows"]]
+    assert keys == [(d, m, s) for d in ("community_small", "sbm") for s in (2, 3)
+                    for m in ("spectral_vectors", "adjacency")]
+    assert all(r["seconds_per_graph"] == r["best_seconds"] / r["graphs"] > 0 for r in result["rows"])
+    assert done.stdout.count("adjacency / spectral_vectors") == 4
