@@ -448,6 +448,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         return run_plan(pathlib.Path(args.out).resolve(), args.dry_run, args.budget_s)
+    if str(ROOT) not in sys.path:  # a part started by hand on a machine where the package is not installed
+        sys.path.insert(0, str(ROOT))
     result = {"sampling": run_sampling, "gsdnet": run_gsdnet, "vectors": run_vectors}[args.command](args)
     folder = pathlib.Path(args.out)
     folder.mkdir(parents=True, exist_ok=True)
