@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import pathlib
@@ -279,7 +280,14 @@ def run_vectors(args) -> dict:
             eps_u, eps_l = score_net(x["vectors"], x["values"], t, nodes, slots)
             return {"vectors": sde.score_from_noise(eps_u, t), "values": sde.score_from_noise(eps_l, t)}
 
-        models = {"spectral_vectors": None}
+        def sample_vectors(steps: int):
+            with torch.no_grad():
+                x_T = {"vectors": sde.prior_sampling((B, n, k), device=device),
+                       "values": sde.prior_sampling((B, k), device=device)}
+                x = pc_sampler(sde, vector_score, x_T, steps=steps, mask=masks)
+                return torch.sigmoid(decoder(x["vectors"], x["values"], nodes, slots))
+
+        samplers = {"spectral_vectors": sample_vectors}
         if AdjacencyScoreNet is not None:
             adjacency_net = compiled(AdjacencyScoreNet(n, hidden_dim=88, num_layers=3).to(device).eval())
             pairs = pair_mask(nodes)
@@ -287,32 +295,23 @@ def run_vectors(args) -> dict:
             def adjacency_score(x, t, condition=None):
                 return sde.score_from_noise(adjacency_net(x, t, nodes), t)
 
-            models["adjacency"] = None
-        for steps in [int(s) for s in args.steps.split(",")]:
-            def sample_vectors():
-                with torch.no_grad():
-                    x_T = {"vectors": sde.prior_sampling((B, n, k), device=device),
-                           "values": sde.prior_sampling((B, k), device=device)}
-                    x = pc_sampler(sde, vector_score, x_T, steps=steps, mask=masks)
-                    return torch.sigmoid(decoder(x["vectors"], x["values"], nodes, slots))
-
-            def sample_adjacency():
+            def sample_adjacency(steps: int):
                 with torch.no_grad():
                     x_T = sde.prior_sampling(pairs.shape, device=device)
                     return pc_sampler(sde, adjacency_score, x_T, steps=steps, mask=pairs)
 
+            samplers["adjacency"] = sample_adjacency
+        for steps in [int(s) for s in args.steps.split(",")]:
             best = {}
-            for name, sample in (("spectral_vectors", sample_vectors), ("adjacency", sample_adjacency)):
-                if name not in models:
-                    continue
-                times = timed(sample, args.repeats)
+            for name, sample in samplers.items():
+                times = timed(functools.partial(sample, steps), args.repeats)
                 best[name] = min(times)
                 rows.append({"dataset": dataset, "n": n, "graphs": B, "k": k, "decoder_layers": decoder_layers,
                              "model": name, "steps": steps, "seconds": times, "best_seconds": best[name],
                              "seconds_per_graph": best[name] / B})
                 print(f"vectors {dataset} n={n} B={B} {name} {steps} steps: {best[name] / B * 1e3:.3f} ms per graph",
                       flush=True)
-            if len(best) == 2:
+            if "adjacency" in best:
                 print(f"vectors {dataset} n={n} B={B} {steps} steps: adjacency / spectral_vectors = "
                       f"{best['adjacency'] / best['spectral_vectors']:.2f}x", flush=True)
     return {"part": "vectors", "machine": _machine(device), "rows": rows, "skipped": skipped}
