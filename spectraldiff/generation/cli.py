@@ -44,7 +44,7 @@ from ..atomic import json_text
 from ..cli_errors import check_output_dir
 from ..sampling import available_correctors, available_predictors
 from ..sde import available_sdes
-from .config import NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
+from .config import LEARNING_RATE_SCHEDULES, NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
 
 __all__ = ["add_arguments", "run", "resolve_config", "load_dataset", "graphs_label", "default_hidden_dim",
            "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
@@ -113,7 +113,8 @@ def load_dataset(dataset: str, graphs_path: str | None = None, *, trust_pickle: 
 #: Flag destination → GenerationConfig field, for the flags that set one.
 CONFIG_FLAGS = {
     "dataset": "dataset", "model": "model", "epochs": "epochs", "steps": "steps", "seed": "seed",
-    "batch_size": "batch_size", "lr": "learning_rate", "hidden_dim": "hidden_dim",
+    "batch_size": "batch_size", "lr": "learning_rate", "lr_schedule": "learning_rate_schedule",
+    "hidden_dim": "hidden_dim",
     "num_layers": "num_layers", "spectral_network": "spectral_network", "node_counts": "node_counts",
     "sde": "sde", "predictor": "predictor", "corrector": "corrector", "num_samples": "num_samples",
     "sample_batch_size": "sample_batch_size",
@@ -153,6 +154,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--config (e.g. decoder_layers: 2)")
     parser.add_argument("--batch-size", type=int, default=None, help=f"default {d.batch_size}")
     parser.add_argument("--lr", type=float, default=None, help=f"Adam learning rate (default {d.learning_rate})")
+    parser.add_argument("--lr-schedule", choices=LEARNING_RATE_SCHEDULES, default=None,
+                        help=f"learning rate over each training call: constant, or cosine from --lr down to 1 %% "
+                             f"of it (default {d.learning_rate_schedule})")
     parser.add_argument("--hidden-dim", type=int, default=None,
                         help=f"score network width (default per model: {DEFAULT_HIDDEN_DIM})")
     parser.add_argument("--num-layers", type=int, default=None, help=f"default {d.num_layers}")
@@ -258,7 +262,7 @@ def run(args: argparse.Namespace) -> int:
         # Said out loud: the decoder trains at the saved run's learning rate and EMA decay unless the config
         # sets them, and a run annealed to a small learning rate would otherwise train it too slowly.
         resumed += (f", then a new edge decoder for {args.decoder_epochs} epochs at learning rate "
-                    f"{config.learning_rate:g}, EMA decay {config.ema_decay:g}")
+                    f"{config.learning_rate:g} ({config.learning_rate_schedule}), EMA decay {config.ema_decay:g}")
     print(f"training {results['training_seconds']:.1f} s over {results['epochs']} epochs{resumed}; sampling "
           f"{results['sampling_seconds_per_graph'] * 1e3:.1f} ms per graph at {config.steps} steps; "
           f"results in {args.out}")

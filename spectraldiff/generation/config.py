@@ -13,13 +13,14 @@ from pathlib import Path
 from ..atomic import atomic_write_json
 
 __all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES", "EDGE_SAMPLING", "DEGREE_BUDGETS",
-           "DECODER_INPUTS"]
+           "DECODER_INPUTS", "LEARNING_RATE_SCHEDULES"]
 
 SPECTRAL_NETWORKS = ("mlp", "transformer")
 NODE_COUNT_SCHEMES = ("iid", "stratified")
 EDGE_SAMPLING = ("threshold", "bernoulli", "degree")  # the rules of .edge_sampling
 DEGREE_BUDGETS = ("expected", "training")  # where the "degree" rule's budgets come from
 DECODER_INPUTS = ("noised", "denoised")
+LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # .generator.scheduled_learning_rate
 
 
 @dataclass
@@ -43,7 +44,13 @@ class GenerationConfig:
     batch_size : int
         Training graphs per optimiser step.
     learning_rate : float
-        Adam learning rate.
+        Adam learning rate (the peak of a schedule).
+    learning_rate_schedule : str
+        ``"constant"`` (the default) or ``"cosine"``: within each training call (``fit``, a resumed leg,
+        ``fit_decoder``), half a cosine per optimiser step from ``learning_rate`` down to 1 % of it at the
+        call's last step (:func:`.generator.scheduled_learning_rate`). A resumed cosine leg starts again
+        at the peak (a warm restart), so ``a`` then ``b`` resumed epochs equal one ``a + b``-epoch run only
+        with ``"constant"``.
     hidden_dim, num_layers : int
         Width and depth of the score network.
     spectral_network : str
@@ -116,6 +123,7 @@ class GenerationConfig:
     seed: int = 0
     batch_size: int = 32
     learning_rate: float = 2e-3
+    learning_rate_schedule: str = "constant"
     hidden_dim: int = 64
     num_layers: int = 3
     spectral_network: str = "mlp"
@@ -154,7 +162,8 @@ class GenerationConfig:
             raise ValueError(f"decoder_noise must be ≥ 0, got {self.decoder_noise}")
         for name, choices in (("spectral_network", SPECTRAL_NETWORKS), ("node_counts", NODE_COUNT_SCHEMES),
                               ("edge_sampling", EDGE_SAMPLING), ("decoder_inputs", DECODER_INPUTS),
-                              ("degree_budgets", DEGREE_BUDGETS)):
+                              ("degree_budgets", DEGREE_BUDGETS),
+                              ("learning_rate_schedule", LEARNING_RATE_SCHEDULES)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
         if not self.triangle_bonus >= 0.0:  # also refuses NaN

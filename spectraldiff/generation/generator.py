@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 import warnings
 from typing import Callable, Sequence
@@ -18,7 +19,7 @@ from .checkpoint import graphs_fingerprint, save_generator
 from .config import GenerationConfig
 from .dense import dense_to_graphs
 
-__all__ = ["NodeCountSampler", "GraphGenerator"]
+__all__ = ["NodeCountSampler", "GraphGenerator", "scheduled_learning_rate"]
 
 
 class NodeCountSampler:
@@ -62,6 +63,28 @@ def ema_decay(decay: float, updates: int) -> float:
     average follows the weights closely and a short training is not sampled with weights that are
     mostly the random initialisation."""
     return min(decay, (1 + updates) / (10 + updates))
+
+
+#: Where the cosine schedule ends, as a fraction of the peak learning rate.
+COSINE_FINAL_FRACTION = 0.01
+
+
+def scheduled_learning_rate(peak: float, schedule: str, step: int, total_steps: int) -> float:
+    """The learning rate of optimiser step ``step`` (from 0) of a training call of ``total_steps``:
+    ``peak`` throughout (``"constant"``), or half a cosine from ``peak`` at the first step down to
+    ``COSINE_FINAL_FRACTION · peak`` at the last (``"cosine"``)."""
+    if schedule == "constant":
+        return peak
+    if schedule != "cosine":
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
+    progress = step / max(total_steps - 1, 1)
+    floor = COSINE_FINAL_FRACTION * peak
+    return floor + (peak - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, learning_rate: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
 
 
 @torch.no_grad()
@@ -185,10 +208,14 @@ class GraphGenerator:
         epoch_losses = []
         bar = tqdm(range(cfg.epochs), desc=f"training {self.name}", disable=not progress)
         self.network.train()
+        steps_per_epoch, step = math.ceil(self._num_train() / cfg.batch_size), 0
         for _ in bar:
             order = torch.randperm(self._num_train(), generator=generator)
             total, batches = 0.0, 0
             for start in range(0, len(order), cfg.batch_size):
+                set_learning_rate(self._optimizer, scheduled_learning_rate(
+                    cfg.learning_rate, cfg.learning_rate_schedule, step, cfg.epochs * steps_per_epoch))
+                step += 1
                 loss = self._batch_loss(order[start:start + cfg.batch_size], generator)
                 self._optimizer.zero_grad()
                 loss.backward()
@@ -261,8 +288,7 @@ class GraphGenerator:
             reason = " ".join(str(err).split())[:300]
             raise ValueError(f"{source}: the settings build another network than the saved one (model, widths, "
                              f"layers and eigenpair count must be the saved run's): {reason}") from None
-        for group in self._optimizer.param_groups:  # a new learning rate applies from here on
-            group["lr"] = self.config.learning_rate
+        set_learning_rate(self._optimizer, self.config.learning_rate)  # a new learning rate applies from here on
         self.ema_network = None
         self.__dict__.pop("_compiled", None)
         if self.config.ema_decay > 0:

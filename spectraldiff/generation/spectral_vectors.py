@@ -22,6 +22,7 @@ are held at ``lam`` (noised to the current time at each step, exact at the end, 
 from __future__ import annotations
 
 import copy
+import math
 import time
 from typing import Sequence
 
@@ -42,7 +43,7 @@ from .edge_decoder import EigenpairEdgeDecoder
 from .edge_sampling import ranked_budgets, sample_edges
 from .eigenpair_score import EigenpairScoreNet
 from .eigenpairs import degenerate_groups, laplacian_eigenpairs, random_basis_rotation, random_sign_flip
-from .generator import GraphGenerator, average_into, ema_decay
+from .generator import GraphGenerator, average_into, ema_decay, scheduled_learning_rate, set_learning_rate
 
 __all__ = ["SpectralVectorGenerator"]
 
@@ -251,10 +252,14 @@ class SpectralVectorGenerator(GraphGenerator):
         epoch_losses, updates = [], 0
         bar = tqdm(range(epochs), desc="training the edge decoder", disable=not progress)
         decoder.train()
+        steps_per_epoch, step = math.ceil(self._num_train() / cfg.batch_size), 0
         for _ in bar:
             order = torch.randperm(self._num_train(), generator=generator)
             total, batches = 0.0, 0
             for start in range(0, len(order), cfg.batch_size):
+                set_learning_rate(optimizer, scheduled_learning_rate(
+                    cfg.learning_rate, cfg.learning_rate_schedule, step, epochs * steps_per_epoch))
+                step += 1
                 loss = self._decoder_loss(self.training_batch(order[start:start + cfg.batch_size], generator),
                                           generator)
                 optimizer.zero_grad()

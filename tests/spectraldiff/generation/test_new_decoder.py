@@ -100,12 +100,13 @@ def test_generate_decoder_epochs_builds_the_configured_decoder_and_refuses_misus
     assert not any(key.startswith("decoder.blocks") for key in written["network"])
     # The summary names the learning rate and EMA decay the decoder trained with: the saved run's here.
     saved_config = torch.load(saved_vectors_model, weights_only=True)["config"]
-    assert (f"a new edge decoder for 2 epochs at learning rate {saved_config['learning_rate']:g}, "
+    assert (f"a new edge decoder for 2 epochs at learning rate {saved_config['learning_rate']:g} (constant), "
             f"EMA decay {saved_config['ema_decay']:g}") in capsys.readouterr().out
-    (tmp_path / "dec_lr.yaml").write_text("decoder_layers: 0\nlearning_rate: 0.0005\nema_decay: 0.9\n")
+    (tmp_path / "dec_lr.yaml").write_text("decoder_layers: 0\nlearning_rate: 0.0005\nema_decay: 0.9\n"
+                                          "learning_rate_schedule: cosine\n")
     assert _generate("--graphs", data, "--resume-from", saved, "--config", str(tmp_path / "dec_lr.yaml"),
                      "--decoder-epochs", "1", "--out", str(tmp_path / "dec_lr")) == 0
-    assert "at learning rate 0.0005, EMA decay 0.9;" in capsys.readouterr().out
+    assert "at learning rate 0.0005 (cosine), EMA decay 0.9;" in capsys.readouterr().out
     assert json.loads((tmp_path / "dec_lr" / "config.json").read_text())["learning_rate"] == 0.0005
     assert _generate(*flags, "--decoder-epochs", "2", "--epochs", "1", "--out", str(tmp_path / "both")) == 2
     assert "no --epochs" in capsys.readouterr().err
