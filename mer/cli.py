@@ -28,6 +28,7 @@ import io
 import json
 import os
 import pathlib
+import re
 import sys
 from typing import Callable, Sequence
 
@@ -37,7 +38,7 @@ from spectraldiff.atomic import atomic_write_text, json_text
 from spectraldiff.cli_errors import ArgumentParser, check_output_dir, run_command
 
 from mer.data import DATASETS, available_datasets
-from mer.config import RunConfig
+from mer.config import RunConfig, parse_setting
 from mer.data.protocol import (
     CONDITION_SETS,
     PROTOCOL_KINDS,
@@ -74,6 +75,57 @@ def _ints(text: str) -> list[int]:
 
 def _names(text: str) -> list[str]:
     return _items(text)
+
+
+def _split_outside_brackets(text: str) -> list[str]:
+    """``text`` cut at the commas that no ``[...]`` encloses; unbalanced brackets and empty items are
+    refused, as by :func:`_items`."""
+    parts, depth, start = [], 0, 0
+    for i, char in enumerate(text):
+        depth += {"[": 1, "]": -1}.get(char, 0)
+        if depth < 0:
+            break
+        if char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+    if depth != 0:
+        raise argparse.ArgumentTypeError(f"unbalanced brackets in {text!r}")
+    parts.append(text[start:])
+    if not all(part.strip() for part in parts):
+        raise argparse.ArgumentTypeError(f"empty item in {text!r}; separate the items with single ','")
+    return parts
+
+
+_RECOVERER_SPEC = re.compile(r"([A-Za-z0-9_.-]+)(?:\[(.*)\])?", re.DOTALL)
+
+
+def _recoverer_specs(text: str) -> list[tuple[str, dict]]:
+    """``zero,rohydr[stages=one,lr=1e-3]`` → ``[("zero", {}), ("rohydr", {"stages": "one", "lr": 0.001})]``:
+    each recoverer with the ``recoverer_kwargs`` in its brackets, values read as by ``--set``."""
+    specs = []
+    for item in _split_outside_brackets(text):
+        match = _RECOVERER_SPEC.fullmatch(item.strip())
+        if not match:
+            raise argparse.ArgumentTypeError(f"{item.strip()!r} in {text!r}: expected NAME or NAME[key=value,...]")
+        name, inside = match.groups()
+        kwargs = {}
+        for setting in _split_outside_brackets(inside) if inside is not None else []:
+            try:
+                key, value = parse_setting(setting)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{item.strip()!r}: expected key=value inside the brackets, got {setting.strip()!r}") from None
+            if key in kwargs:
+                raise argparse.ArgumentTypeError(f"{item.strip()!r}: {key!r} is given twice")
+            kwargs[key] = value
+        specs.append((name, kwargs))
+    names = [name for name, _ in specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(
+            f"{', '.join(repeated)} given twice in {text!r}: one run holds one setting of each recoverer; run "
+            "the variant into another --out and merge the two with `mer report`")
+    return specs
 
 
 def _patterns(text: str) -> list[tuple[str, ...]]:
@@ -409,8 +461,9 @@ def predictions_csv(preds: dict) -> str:
 
 
 def _add_benchmark(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--recoverers", type=_names, default=None, metavar="A,B",
-                   help="default: zero,mean,autoencoder,imder,gsdnet")
+    p.add_argument("--recoverers", type=_recoverer_specs, default=None, metavar="A,B[k=v]",
+                   help="default: zero,mean,autoencoder,imder,gsdnet; a recoverer's own settings go in "
+                        "brackets, read like --set values: rohydr[stages=one],gsdnet[steps=20]")
     p.add_argument("--protocol", choices=list(CONDITION_SETS), default="random",
                    help="conditions: missing rates, availability sets, both (a table section "
                         "each), or the literature's rows (default random)")
@@ -471,11 +524,13 @@ def _run_benchmark(args) -> int:
         base.train.eval_samples = args.eval_samples
     base.data = _data_config(args, base.data)
     dataset = load_data(base.data, trust_pickle=args.trust_pickle)
+    specs = args.recoverers or [(name, {}) for name in benchmark.DEFAULT_RECOVERERS]
     try:
         with _console_log("mer.benchmark"):
             rows = benchmark.run_benchmark(
                 dataset,
-                recoverers=args.recoverers or list(benchmark.DEFAULT_RECOVERERS),
+                recoverers=[name for name, _ in specs],
+                recoverer_kwargs={name: kwargs for name, kwargs in specs if kwargs},
                 protocol=args.protocol,
                 missing_rates=args.missing_rates,
                 patterns=args.patterns,

@@ -46,7 +46,7 @@ from mer.data.protocol import (
     mixture_of,
 )
 from mer.metrics import classification_metrics, regression_metrics
-from mer.recoverers import RECOVERERS, recoverer_class
+from mer.recoverers import RECOVERERS, check_recoverer_settings, recoverer_class
 from mer.training import resolve_config, train
 from mer.training.build import config_differences
 from mer.training.checkpoint import dataset_fingerprint
@@ -125,7 +125,8 @@ def run_benchmark(
         Base settings for every run (its recoverer, protocol and seed are replaced).
     recoverer_kwargs : dict, optional
         Recoverer name → its hyperparameters (default: ``config.recoverer_kwargs`` for
-        ``config.recoverer``, else none).
+        ``config.recoverer``, else none). Every name must be one of ``recoverers``, and an unknown
+        setting is refused before anything trains.
     device : str, optional
     out_dir : path, optional
         Where ``results.json``, ``table.md`` and ``missing_rate.png`` go; held exclusively
@@ -198,8 +199,13 @@ def run_benchmark(
     if progress:
         base.train.progress = True
     kwargs_by_name = dict(recoverer_kwargs or {})
+    stray = sorted(set(kwargs_by_name) - set(recoverers))
+    if stray:
+        raise ValueError(f"recoverer_kwargs names {stray}, which this benchmark does not run ({recoverers})")
     if base.recoverer_kwargs and base.recoverer not in kwargs_by_name:
         kwargs_by_name[base.recoverer] = dict(base.recoverer_kwargs)
+    for name in recoverers:  # a misspelt setting fails now, not after the other methods have trained
+        check_recoverer_settings(name, kwargs_by_name.get(name, {}))
 
     def run_config(name: str, seed: int, protocol_: MissingProtocol) -> RunConfig:
         cfg = RunConfig.from_dict(base.to_dict())

@@ -39,6 +39,7 @@ __all__ = [
     "register_recoverer",
     "available_recoverers",
     "build_recoverer",
+    "check_recoverer_settings",
     "recoverer_class",
     "merge_observed",
     "observed_only",
@@ -360,15 +361,20 @@ def build_recoverer(
     ``kwargs`` are its hyperparameters (and ``graph_config``); an unknown keyword raises
     ``ValueError`` listing the accepted ones.
     """
-    cls = recoverer_class(name)
-    accepted = _accepted_settings(cls)
+    check_recoverer_settings(name, kwargs)
+    return recoverer_class(name)(modalities, feature_dims, **kwargs)
+
+
+def check_recoverer_settings(name: str, settings: Mapping[str, object]) -> None:
+    """Refuse ``settings`` names that the recoverer ``name`` does not take (``ValueError`` listing the
+    accepted ones), before anything is built or trained. Values are checked by the recoverer itself."""
+    accepted = _accepted_settings(recoverer_class(name))
     if accepted is not None:
-        unknown = sorted(set(kwargs) - accepted)
+        unknown = sorted(set(settings) - accepted)
         if unknown:
             raise ValueError(
                 f"recoverer {name!r} got unknown settings {unknown}; accepted: {sorted(accepted)}"
             )
-    return cls(modalities, feature_dims, **kwargs)
 
 
 def _accepted_settings(cls: type) -> set[str] | None:

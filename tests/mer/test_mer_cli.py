@@ -162,3 +162,38 @@ def test_cli_trains_a_generalist_on_a_mixed_protocol(tmp_path, capsys):
     assert main(["train", "--mixture", "0.3;t,q", "--out", str(tmp_path / "y"),
                  "--synthetic-conversations", "20"]) == 2
     assert "unknown" in capsys.readouterr().err
+
+
+def test_cli_benchmark_recoverers_carry_their_own_settings_in_brackets(tmp_path, recorded_benchmark, capsys):
+    data = ["--synthetic-conversations", "20", "--out", str(tmp_path)]
+    assert main(["benchmark", "--recoverers", "zero,rohydr[stages=one, lr=1e-3],gsdnet[steps=20,mask=[t, a]]",
+                 *data]) == 0
+    call = recorded_benchmark[-1]
+    assert call["recoverers"] == ["zero", "rohydr", "gsdnet"]
+    assert call["recoverer_kwargs"] == {"rohydr": {"stages": "one", "lr": 0.001},
+                                        "gsdnet": {"steps": 20, "mask": ["t", "a"]}}
+    assert main(["benchmark", *data]) == 0  # no flag: the defaults, no settings
+    assert recorded_benchmark[-1]["recoverer_kwargs"] == {}
+    for given, message in (("rohydr,rohydr[stages=one]", "rohydr given twice"),
+                           ("rohydr[stages]", "expected key=value inside the brackets"),
+                           ("rohydr[stages=one", "unbalanced brackets"),
+                           ("rohydr[stages=one,stages=two]", "'stages' is given twice"),
+                           ("rohydr stages=one", "expected NAME or NAME[key=value,...]")):
+        with pytest.raises(SystemExit):
+            main(["benchmark", "--recoverers", given, *data])
+        assert message in capsys.readouterr().err, given
+
+
+def test_benchmark_refuses_an_unknown_recoverer_setting_before_training(tmp_path, capsys, monkeypatch):
+    import mer.benchmark.run as bench_run
+
+    def fail(*args, **kw):
+        raise AssertionError("a method trained before the bad setting was refused")
+
+    monkeypatch.setattr(bench_run, "train", fail)
+    assert main(["benchmark", "--recoverers", "zero,autoencoder[hiden=8]", "--missing-rates", "0.2",
+                 "--seeds", "1", "--synthetic-conversations", "20", "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert "recoverer 'autoencoder' got unknown settings ['hiden']" in err and "'hidden'" in err
+    with pytest.raises(ValueError, match=r"names \['imder'\], which this benchmark does not run"):
+        mer.run_benchmark(synthetic_conversations(20), recoverers=["zero"], recoverer_kwargs={"imder": {"steps": 2}})
