@@ -463,7 +463,7 @@ def predictions_csv(preds: dict) -> str:
 def _add_benchmark(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recoverers", type=_recoverer_specs, default=None, metavar="A,B[k=v]",
                    help="default: zero,mean,autoencoder,imder,gsdnet; a recoverer's own settings go in "
-                        "brackets, read like --set values: rohydr[stages=one],gsdnet[steps=20]")
+                        "brackets, read like --set values: mean,rohydr[hddm=false],gsdnet[sampling_steps=10]")
     p.add_argument("--protocol", choices=list(CONDITION_SETS), default="random",
                    help="conditions: missing rates, availability sets, both (a table section "
                         "each), or the literature's rows (default random)")

@@ -169,7 +169,8 @@ class GraphGenerator:
         warm-starts from the first fit). ``resume=True`` continues the previous fit, or the saved model
         :func:`~.models.load_generator` read, exactly: the same optimiser state, EMA, and the
         generator that orders the batches and draws the noise (``generator`` must then be ``None``),
-        so ``a`` epochs, then ``b`` resumed, give the weights of one ``a + b``-epoch fit. A network
+        so ``a`` epochs, then ``b`` resumed, give the weights of one ``a + b``-epoch fit (with the constant
+        learning rate; ``learning_rate_schedule="cosine"`` runs its schedule once per call). A network
         built by the fit takes its initial weights from ``config.seed``; the global torch generator
         is neither read nor advanced, so two fits of one config give the same model in any process.
 

@@ -195,5 +195,9 @@ def test_benchmark_refuses_an_unknown_recoverer_setting_before_training(tmp_path
                  "--seeds", "1", "--synthetic-conversations", "20", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err
     assert "recoverer 'autoencoder' got unknown settings ['hiden']" in err and "'hidden'" in err
+    from mer.recoverers import check_recoverer_settings
+
+    for name, settings in (("rohydr", {"hddm": False}), ("gsdnet", {"sampling_steps": 10})):  # --help's example
+        check_recoverer_settings(name, settings)
     with pytest.raises(ValueError, match=r"names \['imder'\], which this benchmark does not run"):
         mer.run_benchmark(synthetic_conversations(20), recoverers=["zero"], recoverer_kwargs={"imder": {"steps": 2}})
