@@ -199,5 +199,3 @@ def test_benchmark_refuses_an_unknown_recoverer_setting_before_training(tmp_path
 
     for name, settings in (("rohydr", {"hddm": False}), ("gsdnet", {"sampling_steps": 10})):  # --help's example
         check_recoverer_settings(name, settings)
-    with pytest.raises(ValueError, match=r"names \['imder'\], which this benchmark does not run"):
-        mer.run_benchmark(synthetic_conversations(20), recoverers=["zero"], recoverer_kwargs={"imder": {"steps": 2}})
