@@ -13,9 +13,9 @@ values, so it loads with ``torch.load(..., weights_only=True)``:
 
 Training ``a`` epochs, saving, loading and continuing ``b`` epochs gives the weights of one run of
 ``a + b`` epochs (same seed, same machine, the default constant learning rate: a cosine schedule runs
-once per training call, so the continued leg restarts it). Only the data-derived tensors (eigenpairs, masks) are not
-stored: :func:`~.models.load_generator` (which knows the models by name) rebuilds them from the
-graphs, which is cheap and keeps files small.
+once per training call, so the continued leg restarts it). Only the data-derived tensors (eigenpairs,
+masks) are not stored: :func:`~.models.load_generator` (which knows the models by name) rebuilds them
+from the graphs, which is cheap and keeps files small.
 """
 
 from __future__ import annotations

@@ -114,8 +114,8 @@ def load_dataset(dataset: str, graphs_path: str | None = None, *, trust_pickle: 
 CONFIG_FLAGS = {
     "dataset": "dataset", "model": "model", "epochs": "epochs", "steps": "steps", "seed": "seed",
     "batch_size": "batch_size", "lr": "learning_rate", "lr_schedule": "learning_rate_schedule",
-    "hidden_dim": "hidden_dim",
-    "num_layers": "num_layers", "spectral_network": "spectral_network", "node_counts": "node_counts",
+    "hidden_dim": "hidden_dim", "num_layers": "num_layers", "spectral_network": "spectral_network",
+    "node_counts": "node_counts",
     "sde": "sde", "predictor": "predictor", "corrector": "corrector", "num_samples": "num_samples",
     "sample_batch_size": "sample_batch_size",
 }
