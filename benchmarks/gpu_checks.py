@@ -249,6 +249,7 @@ def run_vectors(args) -> dict:
     from spectraldiff.generation.edge_decoder import EigenpairEdgeDecoder
     from spectraldiff.generation.eigenpair_score import EigenpairScoreNet
     from spectraldiff.sampling import pc_sampler
+    from spectraldiff.score_networks import NoiseToScore
 
     try:
         from spectraldiff.generation.adjacency import AdjacencyScoreNet, pair_mask
@@ -291,9 +292,7 @@ def run_vectors(args) -> dict:
         if AdjacencyScoreNet is not None:
             adjacency_net = compiled(AdjacencyScoreNet(n, hidden_dim=88, num_layers=3).to(device).eval())
             pairs = pair_mask(nodes)
-
-            def adjacency_score(x, t, condition=None):
-                return sde.score_from_noise(adjacency_net(x, t, nodes), t)
+            adjacency_score = NoiseToScore(adjacency_net, sde, call=lambda net, x, t, c: net(x, t, nodes))
 
             def sample_adjacency(steps: int):
                 with torch.no_grad():
