@@ -595,8 +595,9 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
     ``sources`` are ``results.json`` paths (or a run directory holding one, or row lists). A recoverer
     run with different hyperparameters in different rows is labelled ``name[key=value,...]`` by the
     settings that differ from its first occurrence (so ``rohydr`` and ``rohydr[stages=one]`` get a
-    column each). Two rows for the same (label, protocol, condition, seed) are an error: the runs
-    overlap and one of them would silently win.
+    column each; a setting a row leaves to the recoverer's default reads ``key=default``). Two rows
+    for the same (label, protocol, condition, seed) are an error: the runs overlap and one of them
+    would silently win.
     """
     rows: list[dict] = []
     for source in sources:
@@ -627,7 +628,8 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
         differing = sorted(k for k in set(kwargs) | set(base) if kwargs.get(k) != base.get(k))
         label = name
         if differing:
-            label += "[" + ",".join(f"{k}={kwargs.get(k)}" for k in differing) + "]"
+            # A setting the row leaves out ran at the recoverer's default: say so, not "None".
+            label += "[" + ",".join(f"{k}={kwargs[k] if k in kwargs else 'default'}" for k in differing) + "]"
         training = row.get("training", "per_condition")
         key = (label, row["protocol"], row["condition"], row["seed"], training)
         if key in seen:

@@ -137,6 +137,10 @@ def test_report_merges_runs_labels_variants_and_refuses_overlaps(tmp_path, capsy
     assert [r["recoverer"] for r in merged] == ["rohydr", "zero", "rohydr[stages=one]"]
     table = (tmp_path / "m" / "table.md").read_text()
     assert "| Condition | rohydr | zero | rohydr[stages=one] |" in table
+    # In the other order the run that left the setting out is the variant: it ran at the default.
+    assert main(["report", str(tmp_path / "b.json"), str(tmp_path / "a"), "--out", str(tmp_path / "r")]) == 0
+    reversed_rows = json.loads((tmp_path / "r" / "results.json").read_text())
+    assert [r["recoverer"] for r in reversed_rows] == ["rohydr", "rohydr[stages=default]", "zero"]
     # One seed per column: plain values, no "±0.0" pretending to be a spread.
     assert "| 0.3 | 80.0 / 80.0 / 50.0 | 70.0 / 70.0 / 50.0 | 60.0 / 60.0 / 50.0 |" in table
     assert "seed 1 (one seed: no spread)" in table
