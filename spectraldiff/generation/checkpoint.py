@@ -8,14 +8,16 @@ values, so it loads with ``torch.load(..., weights_only=True)``:
   eigenvalue-only model eigenvectors, from them, so a model is only loaded beside its own graphs);
 * ``network`` and ``ema_network`` (state dicts; ``None`` without EMA);
 * what continuing needs: ``optimizer`` (Adam state), ``ema_updates``, ``epochs_trained``,
-  ``training_seconds`` and ``generator`` (the state of the generator that orders batches and draws the
-  training noise).
+  ``training_seconds``, ``generator`` (the state of the generator that orders batches and draws the
+  training noise) and ``call_epochs`` (``[epochs of the fit call, epochs it had run]``: a file saved
+  mid-fit by ``fit(checkpoint_every=...)`` knows what is left; files without it hold finished calls).
 
 Training ``a`` epochs, saving, loading and continuing ``b`` epochs gives the weights of one run of
 ``a + b`` epochs (same seed, same machine, the default constant learning rate: a cosine schedule runs
-once per training call, so the continued leg restarts it). Only the data-derived tensors (eigenpairs,
-masks) are not stored: :func:`~.models.load_generator` (which knows the models by name) rebuilds them
-from the graphs, which is cheap and keeps files small.
+once per training call, so the continued leg restarts it). A file saved mid-fit is finished exactly
+with either schedule: ``fit(resume=True, finish=True)`` runs the rest of the interrupted call. Only
+the data-derived tensors (eigenpairs, masks) are not stored: :func:`~.models.load_generator` (which
+knows the models by name) rebuilds them from the graphs, which is cheap and keeps files small.
 """
 
 from __future__ import annotations

@@ -32,11 +32,19 @@ of all the epochs), then samples and scores as usual; without ``--epochs`` (on t
 are the saved run's, then ``--config`` and the flags; those that shape the network must stay the
 same. The data are the saved run's dataset (give ``--graphs`` again for user graphs); other graphs
 are refused.
+
+Interrupted runs: training saves ``DIR/model.pt`` every ``--checkpoint-every`` epochs (default
+:data:`DEFAULT_CHECKPOINT_EVERY`). ``--resume-from DIR/model.pt --out DIR2`` without ``--epochs``
+on such a file finishes the interrupted run (the remaining epochs, the learning-rate schedule going
+on where it stopped: the weights of the uninterrupted run), then samples and scores.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
+import time
+from pathlib import Path
 
 import torch
 
@@ -47,7 +55,7 @@ from ..sde import available_sdes
 from .config import LEARNING_RATE_SCHEDULES, NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
 
 __all__ = ["add_arguments", "run", "resolve_config", "load_dataset", "graphs_label", "default_hidden_dim",
-           "DEFAULT_HIDDEN_DIM", "DATASETS", "MODELS"]
+           "DEFAULT_HIDDEN_DIM", "DEFAULT_CHECKPOINT_EVERY", "DATASETS", "MODELS"]
 
 # Listed here so that building the parser imports no networkx; a test keeps them equal to the registries
 # (spectraldiff.generation.datasets.available_datasets, spectraldiff.generation.available_models).
@@ -65,6 +73,10 @@ def default_hidden_dim(model: str, spectral_network: str = "mlp") -> int:
     if model == "spectral" and spectral_network != "mlp":
         return DEFAULT_HIDDEN_DIM[f"spectral/{spectral_network}"]
     return DEFAULT_HIDDEN_DIM.get(model, GenerationConfig.hidden_dim)
+
+#: Epochs between the saves of a training run (``--checkpoint-every``): at most a few minutes of
+#: training lost on the 2-core box (SBM: about 75 s per 50 epochs), for a write of well under a second.
+DEFAULT_CHECKPOINT_EVERY = 50
 
 #: Graphs drawn from a package generator whose ``num_graphs`` has no default.
 FALLBACK_NUM_GRAPHS = 100
@@ -84,8 +96,6 @@ def default_num_graphs(generator) -> int:
 
 def graphs_label(graphs_path: str) -> str:
     """The name a run on the user's graphs goes by: the file name without its suffix, or the folder name."""
-    from pathlib import Path
-
     path = Path(graphs_path)
     return (path.name if path.is_dir() else path.stem) or str(graphs_path)
 
@@ -148,6 +158,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume-from", metavar="MODEL", default=None,
                         help="a model.pt of an earlier generate run: continue it --epochs more epochs "
                              "(without --epochs: only sample and score it), with its settings and data")
+    parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY, metavar="N",
+                        help="save the training model to DIR/model.pt every N epochs, so an interrupted run "
+                             "loses at most N; finish it with --resume-from DIR/model.pt --out NEW and no "
+                             f"--epochs (0: save only at the end; default {DEFAULT_CHECKPOINT_EVERY})")
     parser.add_argument("--decoder-epochs", type=int, default=None, metavar="N",
                         help="with --resume-from of a spectral_vectors run (and no --epochs): keep its diffusion "
                              "and train a new edge decoder for N epochs, with the decoder_* settings of "
@@ -226,20 +240,34 @@ def run(args: argparse.Namespace) -> int:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
-    saved = None
+    if args.checkpoint_every < 0:
+        raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
+    saved, call_epochs, done = None, 0, 0
     if args.resume_from is not None:
-        from pathlib import Path
-
         from .checkpoint import read_checkpoint
 
         if Path(args.out).resolve() == Path(args.resume_from).resolve().parent:
             raise ValueError(f"--out {args.out} is the folder of --resume-from: its model and results would be "
                              "overwritten; give a new folder")
-        saved = read_checkpoint(args.resume_from)["config"]
+        payload = read_checkpoint(args.resume_from)
+        saved = payload["config"]
+        call_epochs, done = payload.get("call_epochs", (payload["epochs_trained"],) * 2)
     config = resolve_config(args, saved)
-    # A resumed model trains on only when epochs are given; otherwise it is sampled as saved.
+    # A resumed model trains on only when epochs are given; otherwise it is sampled as saved, or, when
+    # it was saved mid-run, the interrupted run is finished.
     train_more = args.epochs is not None or (args.config is not None
                                              and "epochs" in GenerationConfig.file_values(args.config))
+    finish = done < call_epochs and not train_more
+    if done < call_epochs:
+        if args.decoder_epochs is not None:
+            raise ValueError(f"--resume-from {args.resume_from} was saved at epoch {done} of a {call_epochs}-epoch "
+                             "run: finish its diffusion first (--resume-from without --epochs), then train a "
+                             "decoder on that run's model.pt")
+        print(f"resuming: {args.resume_from} was saved at epoch {done} of a {call_epochs}-epoch run; "
+              + (f"--epochs starts a new run of {config.epochs} epochs from there (leave --epochs out to "
+                 "finish the interrupted one)" if train_more else
+                 f"finishing it: epochs {done + 1}–{call_epochs}, the learning-rate schedule going on where it "
+                 "stopped"))
     if args.decoder_epochs is not None:
         if args.resume_from is None or train_more or config.model != "spectral_vectors":
             raise ValueError("--decoder-epochs trains a new edge decoder for a saved spectral_vectors model: give "
@@ -252,12 +280,25 @@ def run(args: argparse.Namespace) -> int:
     print(f"data: {source}")
     train, test = split_graphs(graphs)
     print(f"split: {len(train)} training graphs, {len(test)} test graphs (the first {len(test)})")
-    results = run_generation(config, train, test, args.out, data_source=source, progress=not args.no_progress,
-                             resume_from=args.resume_from, train_more=train_more,
-                             decoder_epochs=args.decoder_epochs)
+    started = time.time()
+    try:
+        results = run_generation(config, train, test, args.out, data_source=source,
+                                 progress=not args.no_progress, resume_from=args.resume_from,
+                                 train_more=train_more, finish=finish, decoder_epochs=args.decoder_epochs,
+                                 checkpoint_every=args.checkpoint_every)
+    except KeyboardInterrupt:
+        saved_model = Path(args.out) / "model.pt"
+        if saved_model.is_file() and saved_model.stat().st_mtime >= started:
+            print(f"\ninterrupted: {saved_model} holds the last saved model; go on with: generate --resume-from "
+                  f"{saved_model} --out NEW_DIR (no --epochs: it finishes the training where it was cut short, "
+                  "then samples and scores)", file=sys.stderr)
+        else:
+            print(f"\ninterrupted before this run saved a model (every {args.checkpoint_every} epochs, "
+                  "--checkpoint-every)", file=sys.stderr)
+        return 130
     summary = {k: round(results[k], 6) for k in ("degree", "clustering", "orbit", "spectral", "average")}
     print(json_text(summary, indent=None))
-    resumed = f" (resumed from {args.resume_from})" if args.resume_from else ""
+    resumed = f" ({'finished' if finish else 'resumed'} from {args.resume_from})" if args.resume_from else ""
     if args.decoder_epochs is not None:
         # Said out loud: the decoder trains at the saved run's learning rate and EMA decay unless the config
         # sets them, and a run annealed to a small learning rate would otherwise train it too slowly.

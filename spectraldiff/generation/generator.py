@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 import warnings
 from typing import Callable, Sequence
@@ -120,6 +121,7 @@ class GraphGenerator:
         self._optimizer: torch.optim.Optimizer | None = None
         self._ema_updates = 0
         self._generator: torch.Generator | None = None
+        self._call_epochs = (0, 0)  # the last fit call's epochs and how many of them ran
 
     # -- subclass hooks -------------------------------------------------------------------------
     def _prepare(self, graphs: list[nx.Graph]) -> None:
@@ -162,7 +164,8 @@ class GraphGenerator:
         self.node_counts = NodeCountSampler([g.number_of_nodes() for g in graphs])
 
     def fit(self, graphs: Sequence[nx.Graph], *, generator: torch.Generator | None = None,
-            progress: bool = False, resume: bool = False) -> list[float]:
+            progress: bool = False, resume: bool = False, finish: bool = False,
+            checkpoint_every: int = 0, checkpoint_path: str | os.PathLike | None = None) -> list[float]:
         """Train for ``config.epochs`` passes over ``graphs``; returns the mean loss of each epoch.
 
         A fresh fit starts a new Adam optimiser and EMA (on the current weights, so fitting twice
@@ -174,15 +177,28 @@ class GraphGenerator:
         built by the fit takes its initial weights from ``config.seed``; the global torch generator
         is neither read nor advanced, so two fits of one config give the same model in any process.
 
+        Long fits can save themselves on the way: with ``checkpoint_every = c`` and ``checkpoint_path``,
+        the model is written there (atomically, as :meth:`save`) after every ``c``-th epoch of the call
+        but the last. Such a file knows how far its call got, and ``fit(resume=True, finish=True)`` on
+        it runs the remaining epochs of that call, not ``config.epochs`` more: the learning-rate
+        schedule goes on from where it stopped, so an interrupted fit finished this way gives the
+        weights of the uninterrupted one, with either schedule.
+
         Raises
         ------
         ValueError
             No graphs; ``resume=True`` on a model never fitted or loaded, with other graphs than it
-            was trained on, or with a ``generator``.
+            was trained on, or with a ``generator``; ``finish=True`` without ``resume=True`` or on a
+            call that ran all its epochs; ``checkpoint_every`` negative, or positive without a path.
         """
         graphs = list(graphs)
         if not graphs:
             raise ValueError("fit needs at least one training graph")
+        if checkpoint_every < 0 or (checkpoint_every > 0 and checkpoint_path is None):
+            raise ValueError(f"checkpoint_every must be ≥ 0 and, when positive, come with a checkpoint_path; got "
+                             f"{checkpoint_every} and {checkpoint_path!r}")
+        if finish and not resume:
+            raise ValueError("fit(finish=True) finishes an interrupted fit of a loaded model: give resume=True")
         fingerprint = graphs_fingerprint(graphs)
         if resume:
             if self._optimizer is None:
@@ -191,6 +207,9 @@ class GraphGenerator:
                 raise ValueError("fit(resume=True) needs the graphs the model was trained on, in the same order")
             if generator is not None:
                 raise ValueError("fit(resume=True) continues the saved generator; do not pass one")
+            if finish and not self.unfinished_epochs():
+                raise ValueError(f"fit(finish=True): nothing to finish, the saved call ran all its "
+                                 f"{self._call_epochs[0]} epochs")
             generator = self._generator
         generator = generator if generator is not None else torch.Generator().manual_seed(self.config.seed)
         clock = time.perf_counter()
@@ -206,16 +225,20 @@ class GraphGenerator:
             self.ema_network = copy.deepcopy(self.network).requires_grad_(False) if cfg.ema_decay > 0 else None
             self._ema_updates, self.epochs_trained, self.training_seconds = 0, 0, 0.0
         self._generator, self.train_fingerprint = generator, fingerprint
-        epoch_losses = []
-        bar = tqdm(range(cfg.epochs), desc=f"training {self.name}", disable=not progress)
+        # This call's length and how far it has got: finishing a cut call goes on where it stopped.
+        call_epochs, done = self._call_epochs if finish else (cfg.epochs, 0)
+        epoch_losses, seconds_before = [], self.training_seconds
+        bar = tqdm(range(done, call_epochs), desc=f"training {self.name}", disable=not progress,
+                   initial=done, total=call_epochs)
         self.network.train()
-        steps_per_epoch, step = math.ceil(self._num_train() / cfg.batch_size), 0
-        for _ in bar:
+        steps_per_epoch = math.ceil(self._num_train() / cfg.batch_size)
+        step = done * steps_per_epoch
+        for epoch in bar:
             order = torch.randperm(self._num_train(), generator=generator)
             total, batches = 0.0, 0
             for start in range(0, len(order), cfg.batch_size):
                 set_learning_rate(self._optimizer, scheduled_learning_rate(
-                    cfg.learning_rate, cfg.learning_rate_schedule, step, cfg.epochs * steps_per_epoch))
+                    cfg.learning_rate, cfg.learning_rate_schedule, step, call_epochs * steps_per_epoch))
                 step += 1
                 loss = self._batch_loss(order[start:start + cfg.batch_size], generator)
                 self._optimizer.zero_grad()
@@ -226,10 +249,22 @@ class GraphGenerator:
                 total, batches = total + float(loss), batches + 1
             epoch_losses.append(total / batches)
             self.epochs_trained += 1
+            self._call_epochs = (call_epochs, epoch + 1)
+            self.training_seconds = seconds_before + time.perf_counter() - clock
             bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
+            if checkpoint_every and (epoch + 1) % checkpoint_every == 0 and epoch + 1 < call_epochs:
+                self.save(checkpoint_path)
         self.network.eval()
-        self.training_seconds += time.perf_counter() - clock
+        self._call_epochs = (call_epochs, call_epochs)
+        self.training_seconds = seconds_before + time.perf_counter() - clock
         return epoch_losses
+
+    def unfinished_epochs(self) -> int:
+        """Epochs the last :meth:`fit` call (or the saved one :func:`~.models.load_generator` read) still
+        had to run when it was saved: 0 for a finished call, more for a ``checkpoint_every`` file of
+        an interrupted one (``fit(resume=True, finish=True)`` runs them)."""
+        call_epochs, done = self._call_epochs
+        return call_epochs - done
 
     def compiled(self, module: nn.Module) -> nn.Module:
         """``module`` compiled by TorchScript, made once per module and reused (sampling calls this
@@ -258,6 +293,7 @@ class GraphGenerator:
         return state
 
     def __setstate__(self, state: dict) -> None:
+        state.setdefault("_call_epochs", (state.get("epochs_trained", 0),) * 2)  # pickled before mid-fit saves
         if isinstance(state.get("_generator"), Tensor):
             generator = torch.Generator()
             generator.set_state(state["_generator"])
@@ -270,7 +306,8 @@ class GraphGenerator:
             raise ValueError(f"{type(self).__name__} must be fitted (call fit(graphs)) before it is saved")
         return {"graphs": self.train_fingerprint, "optimizer": self._optimizer.state_dict(),
                 "ema_updates": self._ema_updates, "epochs_trained": self.epochs_trained,
-                "training_seconds": self.training_seconds, "generator": self._generator.get_state()}
+                "training_seconds": self.training_seconds, "generator": self._generator.get_state(),
+                "call_epochs": list(self._call_epochs)}
 
     def save(self, path) -> None:
         """Write the fitted model to ``path`` (a ``model.pt``; read back with
@@ -301,6 +338,8 @@ class GraphGenerator:
         self.epochs_trained = int(payload["epochs_trained"])
         self.training_seconds = float(payload.get("training_seconds", 0.0))
         self.train_fingerprint = payload["graphs"]
+        # Files from before mid-fit saves hold finished calls only.
+        self._call_epochs = tuple(int(e) for e in payload.get("call_epochs", (self.epochs_trained,) * 2))
         self._generator = torch.Generator()
         if payload.get("generator") is not None:
             self._generator.set_state(payload["generator"])

@@ -39,8 +39,9 @@ def time_sampling(model: GraphGenerator, num_graphs: int, steps: int, seed: int,
 
 
 def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, progress: bool = False,
-                resume_from: str | Path | None = None, train_more: bool = True,
-                decoder_epochs: int | None = None) -> tuple[GraphGenerator, dict]:
+                resume_from: str | Path | None = None, train_more: bool = True, finish: bool = False,
+                decoder_epochs: int | None = None, checkpoint_every: int = 0,
+                checkpoint_path: str | Path | None = None) -> tuple[GraphGenerator, dict]:
     """Build ``config.model`` and train it (seeded by ``config.seed``); returns it and a training record
     (``training_seconds`` and ``epochs_trained``, both counting any earlier run, first and last epoch
     loss of this run, parameter count).
@@ -50,7 +51,10 @@ def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, p
     ``resume=True``); with ``train_more=False`` it is only loaded. ``decoder_epochs`` (``spectral_vectors``
     only, with ``resume_from`` and ``train_more=False``) instead keeps its diffusion and trains a new
     edge decoder with ``config``'s ``decoder_*`` settings for that many epochs
-    (:meth:`~.spectral_vectors.SpectralVectorGenerator.fit_decoder`).
+    (:meth:`~.spectral_vectors.SpectralVectorGenerator.fit_decoder`). ``finish`` (with ``resume_from``
+    a file saved mid-fit) runs the rest of that interrupted fit instead of ``config.epochs`` more.
+    ``checkpoint_every`` and ``checkpoint_path`` save the diffusion's fit on the way
+    (:meth:`GraphGenerator.fit`).
     """
     if decoder_epochs is not None and (resume_from is None or train_more or config.model != "spectral_vectors"):
         raise ValueError("decoder_epochs retrains the edge decoder of a saved spectral_vectors model: give "
@@ -58,13 +62,16 @@ def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, p
     if resume_from is None:
         torch.manual_seed(config.seed)
         model = get_model(config.model, config)
-        losses = model.fit(train_graphs, generator=torch.Generator().manual_seed(config.seed), progress=progress)
+        losses = model.fit(train_graphs, generator=torch.Generator().manual_seed(config.seed), progress=progress,
+                           checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path)
     elif decoder_epochs is not None:
         model = load_generator(resume_from, train_graphs)  # its own decoder settings, to load it
         losses = model.fit_decoder(train_graphs, decoder_epochs, config=config, progress=progress)
     else:
         model = load_generator(resume_from, train_graphs, config)
-        losses = model.fit(train_graphs, resume=True, progress=progress) if train_more else []
+        losses = (model.fit(train_graphs, resume=True, finish=finish, progress=progress,
+                            checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path)
+                  if train_more or finish else [])
     record = {
         "training_seconds": model.training_seconds,
         "epochs_trained": model.epochs_trained,
@@ -128,22 +135,29 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
 
 def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], test_graphs: Sequence[nx.Graph],
                    out_dir: str | Path | None = None, *, data_source: str = "", progress: bool = False,
-                   resume_from: str | Path | None = None, train_more: bool = True,
-                   decoder_epochs: int | None = None) -> dict:
+                   resume_from: str | Path | None = None, train_more: bool = True, finish: bool = False,
+                   decoder_epochs: int | None = None, checkpoint_every: int = 0) -> dict:
     """Train ``config.model`` on ``train_graphs`` (or continue or load ``resume_from``, or give it a new
     decoder, see :func:`train_model`),
     sample, compare with ``test_graphs``.
 
     Returns the metrics dict; with ``out_dir`` also writes there ``model.pt`` (the trained model,
-    :mod:`.checkpoint`; written before sampling, so a failed evaluation keeps the training),
+    :mod:`.checkpoint`; written before sampling, so a failed evaluation keeps the training, and with
+    ``checkpoint_every`` also every that many epochs of the diffusion's fit, so an interrupted fit
+    can be finished, see :func:`train_model`),
     ``metrics.json`` (the four MMDs, ``average`` of degree/clustering/orbit, ``sampling_seconds_per_graph``,
     ``training_seconds``, ``novel``, ``unique``, ``valid`` (None where the family has no validity) and
     ``vun`` (:mod:`spectraldiff.generation.evaluation`) and a description of the run),
     ``config.json``, ``samples.png`` and ``samples.pkl`` (the generated ``networkx`` graphs, a pickled
     list).
     """
+    checkpoint_path = None
+    if out_dir is not None and checkpoint_every:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        checkpoint_path = Path(out_dir) / "model.pt"
     model, training = train_model(config, train_graphs, progress=progress, resume_from=resume_from,
-                                  train_more=train_more, decoder_epochs=decoder_epochs)
+                                  train_more=train_more, finish=finish, decoder_epochs=decoder_epochs,
+                                  checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path)
     if out_dir is not None:
         model.save(Path(out_dir) / "model.pt")
     return evaluate_model(model, config, train_graphs, test_graphs, training, out_dir, data_source=data_source,
