@@ -159,7 +159,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a model.pt of an earlier generate run: continue it --epochs more epochs "
                              "(without --epochs: only sample and score it), with its settings and data")
     parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY, metavar="N",
-                        help="save the training model to DIR/model.pt every N epochs, so an interrupted run "
+                        help="save the diffusion's training to DIR/model.pt every N epochs, so an interrupted run "
                              "loses at most N; finish it with --resume-from DIR/model.pt --out NEW and no "
                              f"--epochs (0: save only at the end; default {DEFAULT_CHECKPOINT_EVERY})")
     parser.add_argument("--decoder-epochs", type=int, default=None, metavar="N",
