@@ -228,6 +228,35 @@ def resolve_config(args: argparse.Namespace, saved: dict | None = None) -> Gener
         raise ValueError(f"{where}{err}") from None
 
 
+def _read_resumed(args: argparse.Namespace) -> tuple[dict | None, int, int]:
+    """``--resume-from``'s saved config, and its last training call's epochs and how many of them ran
+    (``(None, 0, 0)`` without it)."""
+    if args.resume_from is None:
+        return None, 0, 0
+    from .checkpoint import read_checkpoint
+
+    if Path(args.out).resolve() == Path(args.resume_from).resolve().parent:
+        raise ValueError(f"--out {args.out} is the folder of --resume-from: its model and results would be "
+                         "overwritten; give a new folder")
+    payload = read_checkpoint(args.resume_from)
+    call_epochs, done = payload.get("call_epochs", (payload["epochs_trained"],) * 2)
+    return payload["config"], call_epochs, done
+
+
+def _announce_cut_run(args: argparse.Namespace, call_epochs: int, done: int, new_epochs: int | None) -> None:
+    """Say what resuming a model saved mid-run does: finish it, or (``new_epochs``) start a new leg; a new
+    decoder on an unfinished diffusion is refused."""
+    if args.decoder_epochs is not None:
+        raise ValueError(f"--resume-from {args.resume_from} was saved at epoch {done} of a {call_epochs}-epoch "
+                         "run: finish its diffusion first (--resume-from without --epochs), then train a "
+                         "decoder on that run's model.pt")
+    print(f"resuming: {args.resume_from} was saved at epoch {done} of a {call_epochs}-epoch run; "
+          + (f"finishing it: epochs {done + 1}–{call_epochs}, the learning-rate schedule going on where it stopped"
+             if new_epochs is None else
+             f"--epochs starts a new run of {new_epochs} epochs from there (leave --epochs out to finish the "
+             "interrupted one)"))
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from .datasets import split_graphs
@@ -242,16 +271,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
-    saved, call_epochs, done = None, 0, 0
-    if args.resume_from is not None:
-        from .checkpoint import read_checkpoint
-
-        if Path(args.out).resolve() == Path(args.resume_from).resolve().parent:
-            raise ValueError(f"--out {args.out} is the folder of --resume-from: its model and results would be "
-                             "overwritten; give a new folder")
-        payload = read_checkpoint(args.resume_from)
-        saved = payload["config"]
-        call_epochs, done = payload.get("call_epochs", (payload["epochs_trained"],) * 2)
+    saved, call_epochs, done = _read_resumed(args)
     config = resolve_config(args, saved)
     # A resumed model trains on only when epochs are given; otherwise it is sampled as saved, or, when
     # it was saved mid-run, the interrupted run is finished.
@@ -259,15 +279,7 @@ def run(args: argparse.Namespace) -> int:
                                              and "epochs" in GenerationConfig.file_values(args.config))
     finish = done < call_epochs and not train_more
     if done < call_epochs:
-        if args.decoder_epochs is not None:
-            raise ValueError(f"--resume-from {args.resume_from} was saved at epoch {done} of a {call_epochs}-epoch "
-                             "run: finish its diffusion first (--resume-from without --epochs), then train a "
-                             "decoder on that run's model.pt")
-        print(f"resuming: {args.resume_from} was saved at epoch {done} of a {call_epochs}-epoch run; "
-              + (f"--epochs starts a new run of {config.epochs} epochs from there (leave --epochs out to "
-                 "finish the interrupted one)" if train_more else
-                 f"finishing it: epochs {done + 1}–{call_epochs}, the learning-rate schedule going on where it "
-                 "stopped"))
+        _announce_cut_run(args, call_epochs, done, config.epochs if train_more else None)
     if args.decoder_epochs is not None:
         if args.resume_from is None or train_more or config.model != "spectral_vectors":
             raise ValueError("--decoder-epochs trains a new edge decoder for a saved spectral_vectors model: give "
