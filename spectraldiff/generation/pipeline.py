@@ -152,7 +152,9 @@ def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], t
     list).
     """
     checkpoint_path = None
-    if out_dir is not None and checkpoint_every:
+    if checkpoint_every:
+        if out_dir is None:
+            raise ValueError("checkpoint_every saves the model into out_dir/model.pt: give an out_dir")
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         checkpoint_path = Path(out_dir) / "model.pt"
     model, training = train_model(config, train_graphs, progress=progress, resume_from=resume_from,

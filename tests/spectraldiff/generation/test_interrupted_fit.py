@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from spectraldiff.generation import GenerationConfig, get_model, load_generator
+from spectraldiff.generation import GenerationConfig, get_model, load_generator, run_generation
 from spectraldiff.generation.datasets import community_small
 from spectraldiff.generation.generator import GraphGenerator
 from tests.spectraldiff.generation.generate_runs import run_generate as _generate
@@ -51,6 +51,8 @@ def test_a_plain_resume_of_a_cut_fit_starts_a_new_call_and_finishing_is_checked(
     for every, path in ((-1, None), (2, None)):
         with pytest.raises(ValueError, match="checkpoint_every must be"):
             model.fit(graphs, checkpoint_every=every, checkpoint_path=path)
+    with pytest.raises(ValueError, match="give an out_dir"):  # run_generation's saves need a folder
+        run_generation(_config(epochs=1), graphs, graphs[:2], checkpoint_every=1)
     cut = load_generator(tmp_path / "model.pt", graphs, _config(epochs=3))
     assert cut.unfinished_epochs() == 2
     assert len(cut.fit(graphs, resume=True)) == 3  # config.epochs more: a new call
