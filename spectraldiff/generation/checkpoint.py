@@ -10,7 +10,10 @@ values, so it loads with ``torch.load(..., weights_only=True)``:
 * what continuing needs: ``optimizer`` (Adam state), ``ema_updates``, ``epochs_trained``,
   ``training_seconds``, ``generator`` (the state of the generator that orders batches and draws the
   training noise) and ``call_epochs`` (``[epochs of the fit call, epochs it had run]``: a file saved
-  mid-fit by ``fit(checkpoint_every=...)`` knows what is left; files without it hold finished calls).
+  mid-fit by ``fit(checkpoint_every=...)`` knows what is left; files without it hold finished calls);
+* ``decoder_fit`` (``spectral_vectors``, only in a file saved during a new decoder's training by
+  ``fit_decoder(checkpoint_every=...)``): that training's ``epochs``, the epochs ``done``, its Adam
+  ``optimizer`` state, ``generator`` state and ``ema_updates``.
 
 Training ``a`` epochs, saving, loading and continuing ``b`` epochs gives the weights of one run of
 ``a + b`` epochs (same seed, same machine, the default constant learning rate: a cosine schedule runs

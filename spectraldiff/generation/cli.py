@@ -23,7 +23,10 @@ model's default width (:data:`DEFAULT_HIDDEN_DIM`).
 Writes ``DIR/model.pt`` (the trained model: weights, EMA, optimiser state; read without running code,
 :mod:`.checkpoint`), ``DIR/metrics.json`` (``degree``, ``clustering``, ``orbit``, ``spectral``, ``average``,
 ``sampling_seconds_per_graph``, ``training_seconds`` and a description of the run), ``DIR/config.json``,
-``DIR/samples.png`` and ``DIR/samples.pkl``.
+``DIR/samples.png`` and ``DIR/samples.pkl``. ``--draws D`` scores ``D`` independent sample sets and
+reports each score's mean and standard deviation over them (``std`` and ``per_draw`` in
+``metrics.json``; the samples of the first draw are saved): on a saved model, ``--resume-from
+RUN/model.pt --draws 5 --out DIR`` measures it without training.
 
 Continuing: ``--resume-from RUN/model.pt --epochs 400 --out RUN2`` trains the saved model 400 more
 epochs exactly where it stopped (same optimiser state, EMA and random stream: the weights of one run
@@ -36,7 +39,8 @@ are refused.
 Interrupted runs: training saves ``DIR/model.pt`` every ``--checkpoint-every`` epochs (default
 :data:`DEFAULT_CHECKPOINT_EVERY`). ``--resume-from DIR/model.pt --out DIR2`` without ``--epochs``
 on such a file finishes the interrupted run (the remaining epochs, the learning-rate schedule going
-on where it stopped: the weights of the uninterrupted run), then samples and scores.
+on where it stopped: the weights of the uninterrupted run), then samples and scores. The same holds
+for a new decoder's training (``--decoder-epochs``): a file saved during it is finished the same way.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ from ..sde import available_sdes
 from .config import LEARNING_RATE_SCHEDULES, NODE_COUNT_SCHEMES, SPECTRAL_NETWORKS, GenerationConfig
 
 __all__ = ["add_arguments", "run", "resolve_config", "load_dataset", "graphs_label", "default_hidden_dim",
-           "DEFAULT_HIDDEN_DIM", "DEFAULT_CHECKPOINT_EVERY", "DATASETS", "MODELS"]
+           "summary_line", "DEFAULT_HIDDEN_DIM", "DEFAULT_CHECKPOINT_EVERY", "DATASETS", "MODELS"]
 
 # Listed here so that building the parser imports no networkx; a test keeps them equal to the registries
 # (spectraldiff.generation.datasets.available_datasets, spectraldiff.generation.available_models).
@@ -127,7 +131,7 @@ CONFIG_FLAGS = {
     "hidden_dim": "hidden_dim", "num_layers": "num_layers", "spectral_network": "spectral_network",
     "node_counts": "node_counts",
     "sde": "sde", "predictor": "predictor", "corrector": "corrector", "num_samples": "num_samples",
-    "sample_batch_size": "sample_batch_size",
+    "sample_batch_size": "sample_batch_size", "draws": "draws",
 }
 
 
@@ -159,8 +163,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a model.pt of an earlier generate run: continue it --epochs more epochs "
                              "(without --epochs: only sample and score it), with its settings and data")
     parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY, metavar="N",
-                        help="save the diffusion's training to DIR/model.pt every N epochs, so an interrupted run "
-                             "loses at most N; finish it with --resume-from DIR/model.pt --out NEW and no "
+                        help="save the training (the diffusion's, or a new decoder's) to DIR/model.pt every N "
+                             "epochs, so an interrupted run loses at most N; finish it with --resume-from "
+                             "DIR/model.pt --out NEW and no "
                              f"--epochs (0: save only at the end; default {DEFAULT_CHECKPOINT_EVERY})")
     parser.add_argument("--decoder-epochs", type=int, default=None, metavar="N",
                         help="with --resume-from of a spectral_vectors run (and no --epochs): keep its diffusion "
@@ -184,6 +189,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--predictor", choices=available_predictors(), default=None, help=f"default {d.predictor}")
     parser.add_argument("--corrector", choices=available_correctors(), default=None, help=f"default {d.corrector}")
     parser.add_argument("--num-samples", type=int, default=None, help="graphs to generate (default: test-set size)")
+    parser.add_argument("--draws", type=int, default=None, metavar="D",
+                        help="score D independent sample sets (sampling seeds seed+1 ... seed+D) and report each "
+                             "score's mean and std over them (default 1)")
     parser.add_argument("--sample-batch-size", type=int, default=None, help=f"default {d.sample_batch_size}")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bars")
@@ -228,11 +236,23 @@ def resolve_config(args: argparse.Namespace, saved: dict | None = None) -> Gener
         raise ValueError(f"{where}{err}") from None
 
 
-def _read_resumed(args: argparse.Namespace) -> tuple[dict | None, int, int]:
-    """``--resume-from``'s saved config, and its last training call's epochs and how many of them ran
-    (``(None, 0, 0)`` without it)."""
+def summary_line(results: dict) -> str:
+    """The scores ``generate`` prints: the MMDs, and V.U.N. where the family defines validity; with more
+    than one draw, each as ``mean ± std`` over the draws."""
+    keys = ["degree", "clustering", "orbit", "spectral", "average"]
+    keys += ["vun"] if results.get("valid") is not None else []
+    if results.get("draws", 1) == 1:
+        return json_text({k: round(results[k], 6) for k in keys}, indent=None)
+    return f"over {results['draws']} draws: " + ", ".join(
+        f"{k} {results[k]:.4g} ± {results['std'][k]:.2g}" for k in keys)
+
+
+def _read_resumed(args: argparse.Namespace) -> tuple[dict | None, int, int, tuple[int, int] | None]:
+    """``--resume-from``'s saved config, its last training call's epochs and how many of them ran, and
+    ``(epochs, done)`` of a decoder training it was saved in the middle of (``(None, 0, 0, None)``
+    without it)."""
     if args.resume_from is None:
-        return None, 0, 0
+        return None, 0, 0, None
     from .checkpoint import read_checkpoint
 
     if Path(args.out).resolve() == Path(args.resume_from).resolve().parent:
@@ -240,7 +260,8 @@ def _read_resumed(args: argparse.Namespace) -> tuple[dict | None, int, int]:
                          "overwritten; give a new folder")
     payload = read_checkpoint(args.resume_from)
     call_epochs, done = payload.get("call_epochs", (payload["epochs_trained"],) * 2)
-    return payload["config"], call_epochs, done
+    decoder = payload.get("decoder_fit")
+    return payload["config"], call_epochs, done, None if decoder is None else (decoder["epochs"], decoder["done"])
 
 
 def _announce_cut_run(args: argparse.Namespace, call_epochs: int, done: int, new_epochs: int | None) -> None:
@@ -257,6 +278,22 @@ def _announce_cut_run(args: argparse.Namespace, call_epochs: int, done: int, new
              "interrupted one)"))
 
 
+def _announce_cut_decoder(args: argparse.Namespace, epochs: int, done: int, train_more: bool) -> bool:
+    """Say what resuming a model saved during a new decoder's training does; returns whether it finishes
+    that training (a new ``--decoder-epochs`` decoder replaces it instead; more diffusion epochs are
+    refused)."""
+    where = f"--resume-from {args.resume_from} was saved at epoch {done} of a {epochs}-epoch decoder training"
+    if train_more:
+        raise ValueError(f"{where}: finish it first (--resume-from without --epochs), or train a new decoder "
+                         "(--decoder-epochs N); then continue the diffusion from that run's model.pt")
+    if args.decoder_epochs is not None:
+        print(f"resuming: {where}; --decoder-epochs trains a new decoder in its place")
+        return False
+    print(f"resuming: {where}; finishing it: epochs {done + 1}–{epochs}, the learning-rate schedule going on "
+          "where it stopped")
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from .datasets import split_graphs
@@ -271,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
-    saved, call_epochs, done = _read_resumed(args)
+    saved, call_epochs, done, decoder_cut = _read_resumed(args)
     config = resolve_config(args, saved)
     # A resumed model trains on only when epochs are given; otherwise it is sampled as saved, or, when
     # it was saved mid-run, the interrupted run is finished.
@@ -280,6 +317,7 @@ def run(args: argparse.Namespace) -> int:
     finish = done < call_epochs and not train_more
     if done < call_epochs:
         _announce_cut_run(args, call_epochs, done, config.epochs if train_more else None)
+    finish_decoder = decoder_cut is not None and _announce_cut_decoder(args, *decoder_cut, train_more)
     if args.decoder_epochs is not None:
         if args.resume_from is None or train_more or config.model != "spectral_vectors":
             raise ValueError("--decoder-epochs trains a new edge decoder for a saved spectral_vectors model: give "
@@ -297,7 +335,7 @@ def run(args: argparse.Namespace) -> int:
         results = run_generation(config, train, test, args.out, data_source=source,
                                  progress=not args.no_progress, resume_from=args.resume_from,
                                  train_more=train_more, finish=finish, decoder_epochs=args.decoder_epochs,
-                                 checkpoint_every=args.checkpoint_every)
+                                 finish_decoder=finish_decoder, checkpoint_every=args.checkpoint_every)
     except KeyboardInterrupt:
         saved_model = Path(args.out) / "model.pt"
         if saved_model.is_file() and saved_model.stat().st_mtime >= started:
@@ -308,9 +346,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"\ninterrupted before this run saved a model (every {args.checkpoint_every} epochs, "
                   "--checkpoint-every)", file=sys.stderr)
         return 130
-    summary = {k: round(results[k], 6) for k in ("degree", "clustering", "orbit", "spectral", "average")}
-    print(json_text(summary, indent=None))
-    resumed = f" ({'finished' if finish else 'resumed'} from {args.resume_from})" if args.resume_from else ""
+    print(summary_line(results))
+    resumed = (f" ({'finished' if finish or finish_decoder else 'resumed'} from {args.resume_from})"
+               if args.resume_from else "")
+    if finish_decoder:
+        resumed += ", its decoder training finished"
     if args.decoder_epochs is not None:
         # Said out loud: the decoder trains at the saved run's learning rate and EMA decay unless the config
         # sets them, and a run annealed to a small learning rate would otherwise train it too slowly.

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..atomic import atomic_write_json
 
 __all__ = ["GenerationConfig", "SPECTRAL_NETWORKS", "NODE_COUNT_SCHEMES", "EDGE_SAMPLING", "DEGREE_BUDGETS",
-           "DECODER_INPUTS", "LEARNING_RATE_SCHEDULES"]
+           "DECODER_INPUTS", "LEARNING_RATE_SCHEDULES", "EIGENVECTOR_PROJECTIONS"]
 
 SPECTRAL_NETWORKS = ("mlp", "transformer")
 NODE_COUNT_SCHEMES = ("iid", "stratified")
@@ -21,6 +21,7 @@ EDGE_SAMPLING = ("threshold", "bernoulli", "degree")  # the rules of .edge_sampl
 DEGREE_BUDGETS = ("expected", "training")  # where the "degree" rule's budgets come from
 DECODER_INPUTS = ("noised", "denoised")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # .generator.scheduled_learning_rate
+EIGENVECTOR_PROJECTIONS = ("none", "polar")  # .eigenpairs.nearest_orthonormal
 
 
 @dataclass
@@ -69,6 +70,11 @@ class GenerationConfig:
         Edge threshold on the generated weighted adjacency.
     num_samples : int or None
         Graphs to generate; None means as many as the test set.
+    draws : int
+        Independent sample sets of ``num_samples`` graphs scored by ``generate`` (sampling seeds
+        ``seed + 1``, …, ``seed + draws``). With more than one, ``metrics.json`` holds each score's mean
+        over the draws, its standard deviation and every draw's scores: one set of 256 samples leaves
+        V.U.N. about ±3 points of binomial noise, the size of the gains being compared on SBM.
     node_counts : str
         How the training graphs that give the samples their node counts (and the spectral model its
         eigenvectors) are drawn: ``"iid"`` (uniformly with replacement, the published protocol) or
@@ -109,6 +115,11 @@ class GenerationConfig:
         clustered families; on ENZYMES ``6`` brings the clustering MMD from about 5× its copy floor
         to about 1.3× (docs/generation.md, *Decoding rules*). On SBM it splits the blocks into small
         cliques and no sample is valid.
+    eigenvector_projection : str
+        ``spectral_vectors`` model only, at sampling: ``"none"`` decodes the generated eigenvectors as
+        they come, ``"polar"`` first replaces them by the nearest matrix with orthonormal columns
+        (:func:`.eigenpairs.nearest_orthonormal`), as true eigenvectors are. A sampling setting: it
+        changes no weight, so a saved model can be resampled with either (docs/generation.md).
     degree_budgets : str
         ``edge_sampling="degree"`` only: ``"expected"`` (each node's rounded expected degree under the
         decoder) or ``"training"`` (the degree sequence of the training graph whose node count was
@@ -134,6 +145,7 @@ class GenerationConfig:
     ema_decay: float = 0.99
     threshold: float = 0.5
     num_samples: int | None = None
+    draws: int = 1
     node_counts: str = "iid"
     sample_batch_size: int = 64
     num_eigenvectors: int = 16
@@ -145,10 +157,11 @@ class GenerationConfig:
     edge_sampling: str = "threshold"
     triangle_bonus: float = 0.0
     degree_budgets: str = "expected"
+    eigenvector_projection: str = "none"
 
     def __post_init__(self):
         _check_types(self)
-        for name in ("epochs", "steps", "batch_size", "hidden_dim", "num_layers", "sample_batch_size",
+        for name in ("epochs", "steps", "batch_size", "hidden_dim", "num_layers", "sample_batch_size", "draws",
                      "num_eigenvectors", "decoder_dim", "decoder_graphs"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
@@ -163,7 +176,8 @@ class GenerationConfig:
         for name, choices in (("spectral_network", SPECTRAL_NETWORKS), ("node_counts", NODE_COUNT_SCHEMES),
                               ("edge_sampling", EDGE_SAMPLING), ("decoder_inputs", DECODER_INPUTS),
                               ("degree_budgets", DEGREE_BUDGETS),
-                              ("learning_rate_schedule", LEARNING_RATE_SCHEDULES)):
+                              ("learning_rate_schedule", LEARNING_RATE_SCHEDULES),
+                              ("eigenvector_projection", EIGENVECTOR_PROJECTIONS)):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {list(choices)}, got {getattr(self, name)!r}")
         if not self.triangle_bonus >= 0.0:  # also refuses NaN

@@ -18,7 +18,7 @@ from torch import Tensor
 from ..eigh import batched_eigh, degenerate_groups, node_mask  # degenerate_groups: re-exported here
 
 __all__ = ["normalized_laplacian", "laplacian_eigenpairs", "degenerate_groups", "random_sign_flip",
-           "random_basis_rotation"]
+           "random_basis_rotation", "nearest_orthonormal"]
 
 
 def normalized_laplacian(A: Tensor, sizes: Tensor) -> Tensor:
@@ -64,3 +64,30 @@ def random_basis_rotation(U: Tensor, groups: list[list[tuple[int, int]]],
             q = q * torch.sign(torch.diagonal(r))[None, :]  # Haar measure (Mezzadri 2007)
             U[b, :, start:stop] = U[b, :, start:stop] @ q
     return U
+
+
+def nearest_orthonormal(U: Tensor, slots: Tensor) -> Tensor:
+    """The matrix with orthonormal columns nearest to ``U`` in Frobenius norm (its polar factor
+    ``W Vᵀ`` from ``U = W S Vᵀ``), per graph over its real slots.
+
+    Generated eigenvectors are only nearly orthonormal, true ones exactly; projecting them back
+    before decoding is SPECTRE's constraint (its eigenvectors live on the Stiefel manifold) applied
+    after sampling instead of during it.
+
+    Parameters
+    ----------
+    U : Tensor
+        ``(B, N, k)``, zero on padded nodes and on padded slots.
+    slots : Tensor
+        ``(B, k)`` bool, the real slots (``min(n, k)`` of them).
+
+    Returns
+    -------
+    Tensor
+        ``(B, N, k)`` in ``U``'s dtype: orthonormal real columns, zero on padded nodes (they lie in
+        ``U``'s column space) and on padded slots (their arbitrary singular vectors are masked out).
+    """
+    if U.dim() != 3 or slots.shape != (U.shape[0], U.shape[2]):
+        raise ValueError(f"U must be (B, N, k) and slots (B, k), got {tuple(U.shape)} and {tuple(slots.shape)}")
+    W, _, Vh = torch.linalg.svd(U.double(), full_matrices=False)
+    return ((W @ Vh) * slots[:, None, :].double()).to(U.dtype)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 import platform
 import time
@@ -18,11 +19,27 @@ from .evaluation import evaluate_samples
 from .models import get_model, load_generator
 from .plotting import draw_samples
 
-__all__ = ["run_generation", "train_model", "evaluate_model", "time_sampling", "METRIC_KEYS"]
+__all__ = ["run_generation", "train_model", "evaluate_model", "time_sampling", "mean_over_draws", "std_over_draws",
+           "METRIC_KEYS"]
 
 #: Keys of ``metrics.json`` that hold measurements (the rest describe the run).
 METRIC_KEYS = ("degree", "clustering", "orbit", "spectral", "average", "sampling_seconds_per_graph",
                "training_seconds", "novel", "unique", "valid", "vun")
+
+
+def mean_over_draws(draws: Sequence[dict]) -> dict:
+    """Each score's mean over the draws (dicts of the same keys); a score that is None in any draw
+    (validity of a family without a rule) stays None."""
+    return {key: None if any(d[key] is None for d in draws) else sum(d[key] for d in draws) / len(draws)
+            for key in draws[0]}
+
+
+def std_over_draws(draws: Sequence[dict]) -> dict:
+    """Each score's sample standard deviation over two or more draws (None where a draw has None)."""
+    means = mean_over_draws(draws)
+    return {key: None if mean is None else
+            math.sqrt(sum((d[key] - mean) ** 2 for d in draws) / (len(draws) - 1))
+            for key, mean in means.items()}
 
 
 def time_sampling(model: GraphGenerator, num_graphs: int, steps: int, seed: int,
@@ -40,7 +57,7 @@ def time_sampling(model: GraphGenerator, num_graphs: int, steps: int, seed: int,
 
 def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, progress: bool = False,
                 resume_from: str | Path | None = None, train_more: bool = True, finish: bool = False,
-                decoder_epochs: int | None = None, checkpoint_every: int = 0,
+                decoder_epochs: int | None = None, finish_decoder: bool = False, checkpoint_every: int = 0,
                 checkpoint_path: str | Path | None = None) -> tuple[GraphGenerator, dict]:
     """Build ``config.model`` and train it (seeded by ``config.seed``); returns it and a training record
     (``training_seconds`` and ``epochs_trained``, both counting any earlier run, first and last epoch
@@ -53,20 +70,30 @@ def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, p
     edge decoder with ``config``'s ``decoder_*`` settings for that many epochs
     (:meth:`~.spectral_vectors.SpectralVectorGenerator.fit_decoder`). ``finish`` (with ``resume_from``
     a file saved mid-fit) runs the rest of that interrupted fit instead of ``config.epochs`` more.
-    ``checkpoint_every`` and ``checkpoint_path`` save the diffusion's fit on the way
-    (:meth:`GraphGenerator.fit`).
+    ``finish_decoder`` (with ``resume_from`` a file saved during a new decoder's training) runs the
+    rest of that training. ``checkpoint_every`` and ``checkpoint_path`` save the diffusion's fit, or
+    the decoder's, on the way (:meth:`GraphGenerator.fit`,
+    :meth:`~.spectral_vectors.SpectralVectorGenerator.fit_decoder`).
     """
     if decoder_epochs is not None and (resume_from is None or train_more or config.model != "spectral_vectors"):
         raise ValueError("decoder_epochs retrains the edge decoder of a saved spectral_vectors model: give "
                          "resume_from and no more diffusion epochs (train_more=False)")
+    if finish_decoder and (resume_from is None or train_more or decoder_epochs is not None):
+        raise ValueError("finish_decoder finishes the decoder training a saved file was cut in: give resume_from, "
+                         "and neither more diffusion epochs (train_more=False) nor decoder_epochs")
     if resume_from is None:
         torch.manual_seed(config.seed)
         model = get_model(config.model, config)
         losses = model.fit(train_graphs, generator=torch.Generator().manual_seed(config.seed), progress=progress,
                            checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path)
-    elif decoder_epochs is not None:
+    elif decoder_epochs is not None or finish_decoder:
         model = load_generator(resume_from, train_graphs)  # its own decoder settings, to load it
-        losses = model.fit_decoder(train_graphs, decoder_epochs, config=config, progress=progress)
+        saves = {"checkpoint_every": checkpoint_every, "checkpoint_path": checkpoint_path, "progress": progress}
+        if finish_decoder:
+            decoder_epochs = model.decoder_progress()[0] if model.decoder_progress() else None
+            losses = model.fit_decoder(train_graphs, finish=True, **saves)
+        else:
+            losses = model.fit_decoder(train_graphs, decoder_epochs, config=config, **saves)
     else:
         model = load_generator(resume_from, train_graphs, config)
         losses = (model.fit(train_graphs, resume=True, finish=finish, progress=progress,
@@ -82,7 +109,7 @@ def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, p
     }
     if resume_from is not None:
         record["resumed_from"] = str(resume_from)
-    if decoder_epochs is not None:
+    if decoder_epochs is not None or finish_decoder:
         record["decoder_epochs"] = decoder_epochs  # the losses above are the new decoder's
     return model, record
 
@@ -95,15 +122,28 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
     ``config.steps``) with sampling seed ``config.seed + 1``, score them against ``test_graphs`` with
     :func:`~spectraldiff.generation.evaluation.evaluate_samples` (family ``config.dataset``: validity
     and V.U.N. where the family defines validity) and, with ``out_dir``, write ``metrics.json``,
-    ``config.json``, ``samples.pkl`` and ``samples.png``."""
+    ``config.json``, ``samples.pkl`` and ``samples.png``.
+
+    With ``config.draws`` ``D > 1`` it draws ``D`` such sets (sampling seeds ``config.seed + 1``, …,
+    ``config.seed + D``; the first is the single-draw run's) and the scores are their means, with
+    ``std`` (sample standard deviation of each score, None where undefined) and ``per_draw`` (each
+    draw's scores) beside them; ``samples.pkl`` and the figure keep the first draw's graphs.
+    """
     steps = steps or config.steps
     num_samples = config.num_samples or len(test_graphs)
-    samples, seconds_per_graph, diagnostics = time_sampling(model, num_samples, steps, config.seed + 1, progress)
-    scores = evaluate_samples(samples, train_graphs, test_graphs, family=config.dataset)
+    draws = []
+    for draw in range(config.draws):
+        if config.draws > 1 and progress:
+            print(f"draw {draw + 1} of {config.draws} (sampling seed {config.seed + 1 + draw})")
+        graphs, seconds_per_graph, diagnostics = time_sampling(model, num_samples, steps, config.seed + 1 + draw,
+                                                               progress)
+        scores = evaluate_samples(graphs, train_graphs, test_graphs, family=config.dataset)
+        draws.append({**{k: v for k, v in scores.items() if k not in ("family", "num_samples")}, **diagnostics,
+                      "sampling_seconds_per_graph": seconds_per_graph})
+        if draw == 0:
+            samples = graphs
     results = {
-        **{k: v for k, v in scores.items() if k not in ("family", "num_samples")},
-        **diagnostics,
-        "sampling_seconds_per_graph": seconds_per_graph,
+        **mean_over_draws(draws),
         "training_seconds": training["training_seconds"],
         "model": config.model,
         "spectral_network": config.spectral_network if config.model == "spectral" else None,
@@ -115,11 +155,15 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
         "seed": config.seed,
         "num_test_graphs": len(test_graphs),
         "num_samples": num_samples,
+        "draws": config.draws,
         **{k: v for k, v in training.items() if k != "training_seconds"},
         "torch_threads": torch.get_num_threads(),
         "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
         "torch_version": torch.__version__,
     }
+    if config.draws > 1:
+        results["std"] = std_over_draws(draws)
+        results["per_draw"] = draws
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
@@ -136,7 +180,8 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
 def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], test_graphs: Sequence[nx.Graph],
                    out_dir: str | Path | None = None, *, data_source: str = "", progress: bool = False,
                    resume_from: str | Path | None = None, train_more: bool = True, finish: bool = False,
-                   decoder_epochs: int | None = None, checkpoint_every: int = 0) -> dict:
+                   decoder_epochs: int | None = None, finish_decoder: bool = False,
+                   checkpoint_every: int = 0) -> dict:
     """Train ``config.model`` on ``train_graphs`` (or continue or load ``resume_from``, or give it a new
     decoder, see :func:`train_model`),
     sample, compare with ``test_graphs``.
@@ -159,7 +204,8 @@ def run_generation(config: GenerationConfig, train_graphs: Sequence[nx.Graph], t
         checkpoint_path = Path(out_dir) / "model.pt"
     model, training = train_model(config, train_graphs, progress=progress, resume_from=resume_from,
                                   train_more=train_more, finish=finish, decoder_epochs=decoder_epochs,
-                                  checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path)
+                                  finish_decoder=finish_decoder, checkpoint_every=checkpoint_every,
+                                  checkpoint_path=checkpoint_path)
     if out_dir is not None:
         model.save(Path(out_dir) / "model.pt")
     return evaluate_model(model, config, train_graphs, test_graphs, training, out_dir, data_source=data_source,

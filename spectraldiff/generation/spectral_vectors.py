@@ -12,7 +12,9 @@ model learns the spectrum, not one arbitrary basis of it.
 A learned decoder (:class:`.EigenpairEdgeDecoder`, sign- and basis-invariant) is trained beside it
 with binary cross-entropy to predict the training graphs' edges from their clean (slightly noised)
 eigenpairs, or from the score network's denoised estimates of them (``decoder_inputs="denoised"``);
-at sampling it reads generated ones. Only the node count comes from the training data.
+at sampling it reads generated ones, as they come or made orthonormal first
+(``eigenvector_projection="polar"``, :func:`.eigenpairs.nearest_orthonormal`). Only the node count
+comes from the training data.
 
 Conditioning on a target spectrum is one call, ``model.sample(8, eigenvalues=lam)``: the eigenvalues
 are held at ``lam`` (noised to the current time at each step, exact at the end, the inpainting of
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import time
 from typing import Sequence
 
@@ -42,7 +45,8 @@ from .dense import dense_to_graphs, graphs_to_dense
 from .edge_decoder import EigenpairEdgeDecoder
 from .edge_sampling import ranked_budgets, sample_edges
 from .eigenpair_score import EigenpairScoreNet
-from .eigenpairs import degenerate_groups, laplacian_eigenpairs, random_basis_rotation, random_sign_flip
+from .eigenpairs import (degenerate_groups, laplacian_eigenpairs, nearest_orthonormal, random_basis_rotation,
+                         random_sign_flip)
 from .generator import GraphGenerator, average_into, ema_decay, scheduled_learning_rate, set_learning_rate
 
 __all__ = ["SpectralVectorGenerator"]
@@ -62,8 +66,8 @@ class SpectralVectorGenerator(GraphGenerator):
     config : GenerationConfig
         Uses ``num_eigenvectors`` (``k``), ``hidden_dim`` and ``num_layers`` (score network),
         ``decoder_dim``, ``decoder_layers``, ``decoder_noise``, ``decoder_inputs``, ``decoder_graphs``,
-        ``edge_sampling``, ``triangle_bonus``, ``degree_budgets``, ``threshold``, the SDE and sampler
-        settings and ``node_counts``.
+        ``edge_sampling``, ``triangle_bonus``, ``degree_budgets``, ``eigenvector_projection``,
+        ``threshold``, the SDE and sampler settings and ``node_counts``.
 
     Shapes
     ------
@@ -86,6 +90,8 @@ class SpectralVectorGenerator(GraphGenerator):
     """
 
     name = "spectral_vectors"
+    #: An interrupted :meth:`fit_decoder`'s progress (set while it saves, and by :meth:`restore`).
+    _decoder_fit: dict | None = None
 
     def __init__(self, config: GenerationConfig):
         super().__init__(config)
@@ -195,8 +201,20 @@ class SpectralVectorGenerator(GraphGenerator):
         pairs = torch.triu(_pair_mask(nodes), diagonal=1)
         return F.binary_cross_entropy_with_logits(logits[pairs], batch["adjacency"][part, :n, :n][pairs])
 
-    def fit_decoder(self, graphs: Sequence[nx.Graph], epochs: int, *, config: GenerationConfig | None = None,
-                    progress: bool = False) -> list[float]:
+    def fit(self, graphs: Sequence[nx.Graph], **kwargs) -> list[float]:
+        """:meth:`GraphGenerator.fit`; continuing (``resume=True``) a file saved during a new decoder's
+        training is refused until that training is finished (:meth:`fit_decoder` with ``finish=True``)
+        or replaced, since the joint fit would move the half-trained decoder under its saved Adam state."""
+        if kwargs.get("resume") and self.unfinished_decoder_epochs():
+            epochs, done = self.decoder_progress()
+            raise ValueError(f"this model was saved at epoch {done} of a {epochs}-epoch decoder training: finish it "
+                             "(fit_decoder(graphs, finish=True)) or train a new decoder before fit(resume=True)")
+        self._decoder_fit = None
+        return super().fit(graphs, **kwargs)
+
+    def fit_decoder(self, graphs: Sequence[nx.Graph], epochs: int | None = None, *,
+                    config: GenerationConfig | None = None, progress: bool = False, finish: bool = False,
+                    checkpoint_every: int = 0, checkpoint_path: str | os.PathLike | None = None) -> list[float]:
         """Train a new edge decoder, built from ``config.decoder_*``, on a fitted model's training graphs;
         the score network and its optimiser state stay as they are. Returns each epoch's mean loss.
 
@@ -211,12 +229,17 @@ class SpectralVectorGenerator(GraphGenerator):
         (same warm-up). ``training_seconds`` adds the decoder's time; ``epochs_trained`` stays the
         diffusion's.
 
+        With ``checkpoint_every = c`` and ``checkpoint_path`` the model is saved there after every
+        ``c``-th epoch but the last, with the decoder's own Adam state, generator and EMA count; a
+        model loaded from such a file finishes that training with ``fit_decoder(graphs, finish=True)``
+        (the weights of the uninterrupted run; :meth:`unfinished_decoder_epochs` says how many remain).
+
         Parameters
         ----------
         graphs : list of networkx.Graph
             The training graphs, in the order the model was fitted on.
         epochs : int
-            Passes over them.
+            Passes over them (not with ``finish``: the interrupted run's count stands).
         config : GenerationConfig, optional
             Replaces the model's config: new ``decoder_*`` settings (and learning rate, batch size,
             sampling settings); what builds the score network must stay (:data:`SCORE_FIELDS`).
@@ -226,11 +249,24 @@ class SpectralVectorGenerator(GraphGenerator):
         ------
         ValueError
             The model was never fitted or loaded, ``graphs`` are not its training graphs,
-            ``epochs < 1``, or ``config`` changes the score network.
+            ``epochs < 1``, ``config`` changes the score network, ``finish`` without an interrupted
+            decoder training (or with ``epochs`` or ``config``), or ``checkpoint_every`` negative or
+            without a path.
         """
         graphs = list(graphs)
         if self._optimizer is None:
             raise ValueError("fit_decoder needs a fitted or loaded model (its score network is kept)")
+        if checkpoint_every < 0 or (checkpoint_every > 0 and checkpoint_path is None):
+            raise ValueError(f"checkpoint_every must be ≥ 0 and, when positive, come with a checkpoint_path; got "
+                             f"{checkpoint_every} and {checkpoint_path!r}")
+        if finish:
+            if not self.unfinished_decoder_epochs():
+                raise ValueError("fit_decoder(finish=True) finishes an interrupted decoder training; this model "
+                                 "has none")
+            if epochs is not None or config is not None:
+                raise ValueError("fit_decoder(finish=True) runs the rest of the interrupted training with its own "
+                                 "epochs and settings: give neither epochs nor config")
+            epochs = self._decoder_fit["epochs"]
         config = config if config is not None else self.config
         changed = [f for f in SCORE_FIELDS if getattr(config, f) != getattr(self.config, f)]
         if changed:
@@ -238,22 +274,32 @@ class SpectralVectorGenerator(GraphGenerator):
                              + ", ".join(f"{f} {getattr(self.config, f)!r} → {getattr(config, f)!r}" for f in changed))
         if graphs_fingerprint(graphs) != self.train_fingerprint:
             raise ValueError("fit_decoder needs the graphs the model was trained on, in the same order")
-        if epochs < 1:
+        if epochs is None or epochs < 1:
             raise ValueError(f"epochs must be ≥ 1, got {epochs}")
-        clock = time.perf_counter()
+        clock, seconds_before = time.perf_counter(), self.training_seconds
         self.config = cfg = config  # the training tensors are already there: same graphs
         generator = torch.Generator().manual_seed(cfg.seed)
-        with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's generator untouched
-            torch.manual_seed(cfg.seed)
-            decoder = EigenpairEdgeDecoder(self.k, hidden_dim=cfg.decoder_dim, num_layers=cfg.decoder_layers)
-        self._replace_decoder(decoder)
-        optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.learning_rate)
+        if finish:  # the loaded network holds the cut decoder, its EMA and (below) its Adam state
+            decoder = self.network["decoder"]
+            optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.learning_rate)
+            optimizer.load_state_dict(self._decoder_fit["optimizer"])
+            generator.set_state(self._decoder_fit["generator"])
+            done, updates = self._decoder_fit["done"], self._decoder_fit["ema_updates"]
+        else:
+            with torch.random.fork_rng(devices=[]):  # seeded initial weights; the caller's generator untouched
+                torch.manual_seed(cfg.seed)
+                decoder = EigenpairEdgeDecoder(self.k, hidden_dim=cfg.decoder_dim, num_layers=cfg.decoder_layers)
+            self._replace_decoder(decoder)
+            optimizer = torch.optim.Adam(decoder.parameters(), lr=cfg.learning_rate)
+            done, updates = 0, 0
         averaged = self.ema_network["decoder"] if self.ema_network is not None else None
-        epoch_losses, updates = [], 0
-        bar = tqdm(range(epochs), desc="training the edge decoder", disable=not progress)
+        epoch_losses = []
+        bar = tqdm(range(done, epochs), desc="training the edge decoder", disable=not progress, initial=done,
+                   total=epochs)
         decoder.train()
-        steps_per_epoch, step = math.ceil(self._num_train() / cfg.batch_size), 0
-        for _ in bar:
+        steps_per_epoch = math.ceil(self._num_train() / cfg.batch_size)
+        step = done * steps_per_epoch
+        for epoch in bar:
             order = torch.randperm(self._num_train(), generator=generator)
             total, batches = 0.0, 0
             for start in range(0, len(order), cfg.batch_size):
@@ -272,9 +318,40 @@ class SpectralVectorGenerator(GraphGenerator):
                 total, batches = total + float(loss), batches + 1
             epoch_losses.append(total / batches)
             bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
+            self.training_seconds = seconds_before + time.perf_counter() - clock
+            if checkpoint_every and (epoch + 1) % checkpoint_every == 0 and epoch + 1 < epochs:
+                self._decoder_fit = {"epochs": epochs, "done": epoch + 1, "optimizer": optimizer.state_dict(),
+                                     "generator": generator.get_state(), "ema_updates": updates}
+                self.save(checkpoint_path)
         decoder.eval()
-        self.training_seconds += time.perf_counter() - clock
+        self._decoder_fit = None
+        self.training_seconds = seconds_before + time.perf_counter() - clock
         return epoch_losses
+
+    def decoder_progress(self) -> tuple[int, int] | None:
+        """``(epochs, done)`` of the interrupted :meth:`fit_decoder` a loaded file (saved by its
+        ``checkpoint_every``) holds; None when there is none."""
+        return (self._decoder_fit["epochs"], self._decoder_fit["done"]) if self._decoder_fit else None
+
+    def unfinished_decoder_epochs(self) -> int:
+        """Epochs the interrupted :meth:`fit_decoder` of a loaded file still had to run (0: none)."""
+        progress = self.decoder_progress()
+        return progress[0] - progress[1] if progress else 0
+
+    def training_state(self) -> dict:
+        """:meth:`GraphGenerator.training_state`, plus ``decoder_fit`` in a file saved during
+        :meth:`fit_decoder` (its epochs, how many ran, its Adam state, generator and EMA count)."""
+        state = super().training_state()
+        if self._decoder_fit:
+            state["decoder_fit"] = dict(self._decoder_fit)
+        return state
+
+    def restore(self, graphs: Sequence[nx.Graph], payload: dict, source: str = "the saved model") -> None:
+        super().restore(graphs, payload, source)
+        fit = payload.get("decoder_fit")
+        self._decoder_fit = None if fit is None else {
+            "epochs": int(fit["epochs"]), "done": int(fit["done"]), "optimizer": fit["optimizer"],
+            "generator": fit["generator"], "ema_updates": int(fit["ema_updates"])}
 
     def _replace_decoder(self, decoder: EigenpairEdgeDecoder) -> None:
         """Put ``decoder`` in the network (and a copy in the EMA network); the joint optimiser keeps the
@@ -359,7 +436,8 @@ class SpectralVectorGenerator(GraphGenerator):
         dict
             ``"adjacency"`` ``(B, N, N)`` (edge probabilities with ``edge_sampling="threshold"``, a 0/1
             draw with ``"bernoulli"`` or ``"degree"``), ``"probabilities"`` ``(B, N, N)``, ``"eigenvalues"`` ``(B, k)``
-            (data scale), ``"eigenvectors"`` ``(B, N, k)`` (unit scale), ``"sizes"`` ``(B,)``,
+            (data scale), ``"eigenvectors"`` ``(B, N, k)`` (unit scale; the ones decoded, so orthonormal
+            with ``eigenvector_projection="polar"``), ``"sizes"`` ``(B,)``,
             ``"sources"`` ``(B,)`` (the training graph whose node count was drawn, −1 for given sizes).
         """
         self._check_fitted()
@@ -384,6 +462,8 @@ class SpectralVectorGenerator(GraphGenerator):
             x = pc_sampler(self.sde, self._score_fn(score_network, nodes, slots), x_T, steps=steps or cfg.steps,
                            predictor=cfg.predictor, corrector=cfg.corrector, snr=cfg.snr, mask=masks,
                            observed=observed, generator=generator, progress=progress)
+            if cfg.eigenvector_projection == "polar":
+                x[VECTORS] = nearest_orthonormal(x[VECTORS], slots) * self._row_scale(chunk_sizes)
             probabilities = self.decode(x[VECTORS], x[VALUES], nodes, slots, network)
             values = self.unscale_values(x[VALUES], slots.float()).double()
             if target is not None:  # exact, not through the float32 round trip of the standardisation

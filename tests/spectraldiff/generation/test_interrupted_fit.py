@@ -2,14 +2,13 @@
 finished exactly: the remaining epochs of the same call, the learning-rate schedule going on where it
 stopped, give the weights of the uninterrupted run."""
 
-import json
-
 import pytest
 import torch
 
 from spectraldiff.generation import GenerationConfig, get_model, load_generator, run_generation
 from spectraldiff.generation.datasets import community_small
 from spectraldiff.generation.generator import GraphGenerator
+from tests.spectraldiff.generation.generate_runs import finish_cut_run, read_metrics
 from tests.spectraldiff.generation.generate_runs import run_generate as _generate
 from tests.spectraldiff.generation.generate_runs import weights as _weights
 
@@ -93,11 +92,11 @@ def test_generate_cut_short_says_how_to_go_on_and_finishing_gives_the_whole_run(
     assert f"interrupted: {saved} holds the last saved model; go on with: generate --resume-from" in \
         capsys.readouterr().err
     assert not (tmp_path / "cut" / "metrics.json").exists()
-    assert _generate("--graphs", str(graphs_file), "--resume-from", str(saved), "--out", str(tmp_path / "rest")) == 0
+    assert finish_cut_run(graphs_file, saved, tmp_path / "rest") == 0
     out = capsys.readouterr().out
     assert "was saved at epoch 2 of a 5-epoch run; finishing it: epochs 3–5" in out
     assert f"over 5 epochs (finished from {saved})" in out
-    whole, rest = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("whole", "rest"))
+    whole, rest = read_metrics(tmp_path / "whole", tmp_path / "rest")
     assert rest["epochs"] == 5
     for key in ("degree", "clustering", "orbit", "spectral", "novel", "unique"):
         assert rest[key] == whole[key], key
@@ -105,7 +104,7 @@ def test_generate_cut_short_says_how_to_go_on_and_finishing_gives_the_whole_run(
     assert _generate("--graphs", str(graphs_file), "--resume-from", str(saved), "--epochs", "1",
                      "--out", str(tmp_path / "new")) == 0
     assert "--epochs starts a new run of 1 epochs from there" in capsys.readouterr().out
-    assert json.loads((tmp_path / "new" / "metrics.json").read_text())["epochs"] == 3
+    assert read_metrics(tmp_path / "new")[0]["epochs"] == 3
     assert _generate("--graphs", str(graphs_file), "--resume-from", str(saved), "--decoder-epochs", "1",
                      "--out", str(tmp_path / "decoder")) == 2
     assert "finish its diffusion first" in capsys.readouterr().err

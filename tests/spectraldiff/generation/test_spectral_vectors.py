@@ -16,12 +16,7 @@ from spectraldiff.generation.novelty import fraction_novel
 from spectraldiff.generation.spectral_vectors import SpectralVectorGenerator
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_config(**overrides) -> GenerationConfig:
