@@ -115,16 +115,16 @@ class GenerationConfig:
         clustered families; on ENZYMES ``6`` brings the clustering MMD from about 5× its copy floor
         to about 1.3× (docs/generation.md, *Decoding rules*). On SBM it splits the blocks into small
         cliques and no sample is valid.
-    eigenvector_projection : str
-        ``spectral_vectors`` model only, at sampling: ``"none"`` decodes the generated eigenvectors as
-        they come, ``"polar"`` first replaces them by the nearest matrix with orthonormal columns
-        (:func:`.eigenpairs.nearest_orthonormal`), as true eigenvectors are. A sampling setting: it
-        changes no weight, so a saved model can be resampled with either (docs/generation.md).
     degree_budgets : str
         ``edge_sampling="degree"`` only: ``"expected"`` (each node's rounded expected degree under the
         decoder) or ``"training"`` (the degree sequence of the training graph whose node count was
         drawn, handed out in the order of the expected degrees: :func:`.edge_sampling.ranked_budgets`;
         needs drawn, not given, node counts).
+    eigenvector_projection : str
+        ``spectral_vectors`` model only, at sampling: ``"none"`` decodes the generated eigenvectors as
+        they come, ``"polar"`` first replaces them by the nearest matrix with orthonormal columns
+        (:func:`.eigenpairs.nearest_orthonormal`), as true eigenvectors are. A sampling setting: it
+        changes no weight, so a saved model can be resampled with either (docs/generation.md).
     """
 
     dataset: str = "community_small"
