@@ -95,6 +95,19 @@ def average_into(average: nn.Module, module: nn.Module, decay: float) -> None:
         a.mul_(decay).add_(p.detach(), alpha=1.0 - decay)
 
 
+def check_checkpointing(every: int, path) -> None:
+    """Refuse a save interval ``every`` that is negative, or positive without a ``path`` to save to."""
+    if every < 0 or (every > 0 and path is None):
+        raise ValueError(f"checkpoint_every must be ≥ 0 and, when positive, come with a checkpoint_path; got "
+                         f"{every} and {path!r}")
+
+
+def checkpoint_due(every: int, epochs_done: int, epochs: int) -> bool:
+    """Whether a training call of ``epochs`` epochs saves after its ``epochs_done``-th: every ``every``-th
+    epoch but the last (the caller saves the finished model)."""
+    return bool(every) and epochs_done % every == 0 and epochs_done < epochs
+
+
 class GraphGenerator:
     """Base class: a score-based graph generator trained on a list of graphs.
 
@@ -194,9 +207,7 @@ class GraphGenerator:
         graphs = list(graphs)
         if not graphs:
             raise ValueError("fit needs at least one training graph")
-        if checkpoint_every < 0 or (checkpoint_every > 0 and checkpoint_path is None):
-            raise ValueError(f"checkpoint_every must be ≥ 0 and, when positive, come with a checkpoint_path; got "
-                             f"{checkpoint_every} and {checkpoint_path!r}")
+        check_checkpointing(checkpoint_every, checkpoint_path)
         if finish and not resume:
             raise ValueError("fit(finish=True) finishes an interrupted fit of a loaded model: give resume=True")
         fingerprint = graphs_fingerprint(graphs)
@@ -252,7 +263,7 @@ class GraphGenerator:
             self._call_epochs = (call_epochs, epoch + 1)
             self.training_seconds = seconds_before + time.perf_counter() - clock
             bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
-            if checkpoint_every and (epoch + 1) % checkpoint_every == 0 and epoch + 1 < call_epochs:
+            if checkpoint_due(checkpoint_every, epoch + 1, call_epochs):
                 self.save(checkpoint_path)
         self.network.eval()
         self._call_epochs = (call_epochs, call_epochs)

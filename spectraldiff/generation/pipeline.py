@@ -90,7 +90,8 @@ def train_model(config: GenerationConfig, train_graphs: Sequence[nx.Graph], *, p
         model = load_generator(resume_from, train_graphs)  # its own decoder settings, to load it
         saves = {"checkpoint_every": checkpoint_every, "checkpoint_path": checkpoint_path, "progress": progress}
         if finish_decoder:
-            decoder_epochs = model.decoder_progress()[0] if model.decoder_progress() else None
+            progress_so_far = model.decoder_progress()  # (epochs, done), read before finishing clears it
+            decoder_epochs = progress_so_far[0] if progress_so_far else None
             losses = model.fit_decoder(train_graphs, finish=True, **saves)
         else:
             losses = model.fit_decoder(train_graphs, decoder_epochs, config=config, **saves)

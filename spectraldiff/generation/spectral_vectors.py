@@ -47,7 +47,8 @@ from .edge_sampling import ranked_budgets, sample_edges
 from .eigenpair_score import EigenpairScoreNet
 from .eigenpairs import (degenerate_groups, laplacian_eigenpairs, nearest_orthonormal, random_basis_rotation,
                          random_sign_flip)
-from .generator import GraphGenerator, average_into, ema_decay, scheduled_learning_rate, set_learning_rate
+from .generator import (GraphGenerator, average_into, check_checkpointing, checkpoint_due, ema_decay,
+                        scheduled_learning_rate, set_learning_rate)
 
 __all__ = ["SpectralVectorGenerator"]
 
@@ -256,9 +257,7 @@ class SpectralVectorGenerator(GraphGenerator):
         graphs = list(graphs)
         if self._optimizer is None:
             raise ValueError("fit_decoder needs a fitted or loaded model (its score network is kept)")
-        if checkpoint_every < 0 or (checkpoint_every > 0 and checkpoint_path is None):
-            raise ValueError(f"checkpoint_every must be ≥ 0 and, when positive, come with a checkpoint_path; got "
-                             f"{checkpoint_every} and {checkpoint_path!r}")
+        check_checkpointing(checkpoint_every, checkpoint_path)
         if finish:
             if not self.unfinished_decoder_epochs():
                 raise ValueError("fit_decoder(finish=True) finishes an interrupted decoder training; this model "
@@ -319,7 +318,7 @@ class SpectralVectorGenerator(GraphGenerator):
             epoch_losses.append(total / batches)
             bar.set_postfix(loss=f"{epoch_losses[-1]:.4f}")
             self.training_seconds = seconds_before + time.perf_counter() - clock
-            if checkpoint_every and (epoch + 1) % checkpoint_every == 0 and epoch + 1 < epochs:
+            if checkpoint_due(checkpoint_every, epoch + 1, epochs):
                 self._decoder_fit = {"epochs": epochs, "done": epoch + 1, "optimizer": optimizer.state_dict(),
                                      "generator": generator.get_state(), "ema_updates": updates}
                 self.save(checkpoint_path)
