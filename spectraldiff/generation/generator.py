@@ -369,8 +369,21 @@ class GraphGenerator:
                           corrector=cfg.corrector, snr=cfg.snr, mask=mask, generator=generator, progress=progress)
 
     def _check_fitted(self) -> None:
+        """Refuse to sample an unfitted model; warn on one loaded from a file saved mid-training."""
         if self.node_counts is None:
             raise ValueError(f"{type(self).__name__} must be fitted (call fit(graphs)) before sampling")
+        cut = self.unfinished_training()
+        if cut is not None:
+            # A warning, not an error: looking at a half-trained model is legitimate, but never unnoticed.
+            warnings.warn(f"sampling a model saved mid-training, at {cut}", UserWarning, stacklevel=3)
+
+    def unfinished_training(self) -> str | None:
+        """Where the training a loaded ``checkpoint_every`` file was cut stopped, and how to finish it, in
+        words; None for a finished model."""
+        if not self.unfinished_epochs():
+            return None
+        call_epochs, done = self._call_epochs
+        return f"epoch {done} of a {call_epochs}-epoch fit; finish it with fit(graphs, resume=True, finish=True)"
 
     def sample(self, num_graphs: int, *, steps: int | None = None, generator: torch.Generator | None = None,
                progress: bool = False) -> list[nx.Graph]:

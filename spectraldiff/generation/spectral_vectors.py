@@ -337,6 +337,14 @@ class SpectralVectorGenerator(GraphGenerator):
         progress = self.decoder_progress()
         return progress[0] - progress[1] if progress else 0
 
+    def unfinished_training(self) -> str | None:
+        """:meth:`GraphGenerator.unfinished_training`, or an interrupted :meth:`fit_decoder`'s progress."""
+        if not self.unfinished_decoder_epochs():
+            return super().unfinished_training()
+        epochs, done = self.decoder_progress()
+        return (f"epoch {done} of a {epochs}-epoch decoder training; finish it with "
+                "fit_decoder(graphs, finish=True)")
+
     def training_state(self) -> dict:
         """:meth:`GraphGenerator.training_state`, plus ``decoder_fit`` in a file saved during
         :meth:`fit_decoder` (its epochs, how many ran, its Adam state, generator and EMA count)."""

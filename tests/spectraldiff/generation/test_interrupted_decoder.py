@@ -2,6 +2,7 @@
 `generate --decoder-epochs N --checkpoint-every C`), and a run cut short is finished exactly."""
 
 import dataclasses
+import warnings
 
 import pytest
 import torch
@@ -69,7 +70,13 @@ def test_finishing_a_decoder_is_checked(tmp_path):
         cut.fit_decoder(graphs)
     with pytest.raises(ValueError, match=r"saved at epoch 2 of a 3-epoch decoder training: finish it"):
         cut.fit(graphs, resume=True)
+    with pytest.warns(UserWarning, match=r"saved mid-training, at epoch 2 of a 3-epoch decoder training; "
+                                         r"finish it with fit_decoder\(graphs, finish=True\)"):
+        assert len(cut.sample(2)) == 2  # from Python a half-trained decoder samples, but never unnoticed
     cut.fit_decoder(graphs, finish=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="sampling a model saved mid-training")
+        assert len(cut.sample(2)) == 2
     assert len(cut.fit(graphs, resume=True)) == config.epochs  # finished: the diffusion goes on
 
 

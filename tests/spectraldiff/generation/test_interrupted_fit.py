@@ -2,6 +2,8 @@
 finished exactly: the remaining epochs of the same call, the learning-rate schedule going on where it
 stopped, give the weights of the uninterrupted run."""
 
+import warnings
+
 import pytest
 import torch
 
@@ -37,6 +39,21 @@ def test_a_fit_saved_on_the_way_and_finished_equals_the_uninterrupted_fit(tmp_pa
     # Saving on the way does not change the fit itself.
     for name, reference in _weights(whole.network).items():
         assert torch.equal(saving.network.state_dict()[name], reference), name
+
+
+@pytest.mark.parametrize("model_name", ["spectral_vectors", "adjacency"])
+def test_sampling_a_cut_fit_warns_until_it_is_finished(tmp_path, model_name):
+    graphs = community_small(12, seed=1)
+    model = get_model(model_name, _config(model=model_name, epochs=3))
+    model.fit(graphs, checkpoint_every=2, checkpoint_path=tmp_path / "model.pt")
+    cut = load_generator(tmp_path / "model.pt", graphs)
+    with pytest.warns(UserWarning, match=r"sampling a model saved mid-training, at epoch 2 of a 3-epoch fit; "
+                                         r"finish it with fit\(graphs, resume=True, finish=True\)"):
+        assert len(cut.sample(2)) == 2
+    cut.fit(graphs, resume=True, finish=True)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="sampling a model saved mid-training")
+        assert len(cut.sample(2)) == 2 and len(model.sample(2)) == 2
 
 
 def test_a_plain_resume_of_a_cut_fit_starts_a_new_call_and_finishing_is_checked(tmp_path):

@@ -93,6 +93,40 @@ def test_score_network_is_permutation_equivariant_with_padding():
     assert torch.allclose(net(U_junk, lam, t, nodes, slots)[0][1, :5], eps_u[1, :5], atol=1e-5)
 
 
+def _multiply_adds(network, *inputs) -> float:
+    """Multiply-adds of one call (matrix products, as torch's FLOP counter counts them)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        network(*inputs)
+    return counter.get_total_flops() / 2
+
+
+def test_a_score_network_step_costs_multiply_adds_linear_in_the_node_count():
+    """The issue's "linear in the number of nodes": doubling n doubles a step's products, up to the
+    per-graph ones (time and Gram embeddings, eigenvalue head), while the adjacency baseline's grow
+    faster (its pair head over n (n − 1) / 2 pairs, the n³ of A²); the edge decoder's n³ is paid once
+    per sample, not per step. At community_small's 20 nodes the two steps differ by only 1.9×
+    (docs/generation.md, the speed goal)."""
+    from spectraldiff.generation.adjacency import AdjacencyScoreNet
+
+    score = EigenpairScoreNet(num_eigenvectors=4, hidden_dim=64)
+    decoder = EigenpairEdgeDecoder(num_eigenvectors=4, hidden_dim=32, num_layers=2)
+    cost = {}
+    for n in (20, 40, 160):
+        nodes, slots, t = torch.ones(1, n, dtype=torch.bool), torch.ones(1, 4, dtype=torch.bool), torch.rand(1)
+        U, lam = torch.randn(1, n, 4), torch.rand(1, 4)
+        baseline = AdjacencyScoreNet(n, hidden_dim=88)  # generate's widths: about the same parameter count
+        cost[n] = (_multiply_adds(score, U, lam, t, nodes, slots),
+                   _multiply_adds(baseline, torch.randn(1, n * (n - 1) // 2), t, nodes),
+                   _multiply_adds(decoder, U, lam, nodes, slots))
+    assert cost[40][0] / cost[20][0] == pytest.approx(2.0, abs=0.02)
+    assert cost[160][0] / cost[20][0] == pytest.approx(8.0, abs=0.15)
+    assert cost[20][1] / cost[20][0] == pytest.approx(1.94, abs=0.05)
+    assert cost[160][1] / cost[20][1] > 14 and cost[160][1] / cost[160][0] > 3.4
+    assert cost[160][2] / cost[20][2] > 100  # the decoder's n³
+
+
 def test_decoder_is_sign_invariant_basis_invariant_and_permutation_equivariant():
     torch.manual_seed(0)
     dec = EigenpairEdgeDecoder(num_eigenvectors=4, hidden_dim=8, num_layers=2)
