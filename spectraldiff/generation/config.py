@@ -21,7 +21,7 @@ EDGE_SAMPLING = ("threshold", "bernoulli", "degree")  # the rules of .edge_sampl
 DEGREE_BUDGETS = ("expected", "training")  # where the "degree" rule's budgets come from
 DECODER_INPUTS = ("noised", "denoised")
 LEARNING_RATE_SCHEDULES = ("constant", "cosine")  # .generator.scheduled_learning_rate
-EIGENVECTOR_PROJECTIONS = ("none", "polar")  # .eigenpairs.nearest_orthonormal
+EIGENVECTOR_PROJECTIONS = ("none", "polar", "polar_denoised")  # .eigenpairs.nearest_orthonormal
 
 
 @dataclass
@@ -123,8 +123,13 @@ class GenerationConfig:
     eigenvector_projection : str
         ``spectral_vectors`` model only, at sampling: ``"none"`` decodes the generated eigenvectors as
         they come, ``"polar"`` first replaces them by the nearest matrix with orthonormal columns
-        (:func:`.eigenpairs.nearest_orthonormal`), as true eigenvectors are. A sampling setting: it
-        changes no weight, so a saved model can be resampled with either (docs/generation.md).
+        (:func:`.eigenpairs.nearest_orthonormal`), as true eigenvectors are. ``"polar_denoised"``
+        does that and also steers the reverse diffusion there: at every step late enough that the
+        denoised estimate is more signal than noise (``t ≤`` :meth:`~.spectral_vectors.SpectralVectorGenerator.equal_noise_time`),
+        the network's estimate of the clean eigenvectors is replaced by its nearest orthonormal matrix
+        and the score rebuilt from it, as image samplers clip their estimate to the data range. A
+        sampling setting: it changes no weight, so a saved model can be resampled with any of them
+        (docs/generation.md).
     """
 
     dataset: str = "community_small"

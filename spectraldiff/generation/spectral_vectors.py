@@ -13,8 +13,9 @@ A learned decoder (:class:`.EigenpairEdgeDecoder`, sign- and basis-invariant) is
 with binary cross-entropy to predict the training graphs' edges from their clean (slightly noised)
 eigenpairs, or from the score network's denoised estimates of them (``decoder_inputs="denoised"``);
 at sampling it reads generated ones, as they come or made orthonormal first
-(``eigenvector_projection="polar"``, :func:`.eigenpairs.nearest_orthonormal`). Only the node count
-comes from the training data.
+(``eigenvector_projection="polar"``, :func:`.eigenpairs.nearest_orthonormal`; ``"polar_denoised"``
+also steers the late reverse steps towards orthonormal eigenvectors). Only the node count comes from
+the training data.
 
 Conditioning on a target spectrum is one call, ``model.sample(8, eigenvalues=lam)``: the eigenvalues
 are held at ``lam`` (noised to the current time at each step, exact at the end, the inpainting of
@@ -155,14 +156,30 @@ class SpectralVectorGenerator(GraphGenerator):
                 "node_mask": self.mask[indices], "slot_mask": slot, "adjacency": self.adjacency[indices]}
 
     # -- networks -------------------------------------------------------------------------------
-    def _score_fn(self, score_network: nn.Module, nodes: Tensor, slots: Tensor):
-        sde = self.sde
+    def _score_fn(self, score_network: nn.Module, nodes: Tensor, slots: Tensor, project_below: float | None = None):
+        """The score of the diffused state; with ``project_below``, at times up to it the eigenvectors'
+        score is that of the nearest orthonormal matrix to the network's denoised estimate
+        (``eigenvector_projection="polar_denoised"``)."""
+        sde, sizes = self.sde, nodes.sum(dim=1)
+        vector_mask = self._state_masks(nodes, slots)[VECTORS].to(torch.float32)
 
         def score(x: dict[str, Tensor], t: Tensor, condition=None) -> dict[str, Tensor]:
             eps_vectors, eps_values = score_network(x[VECTORS], x[VALUES], t, nodes, slots)
-            return {VECTORS: sde.score_from_noise(eps_vectors, t), VALUES: sde.score_from_noise(eps_values, t)}
+            if project_below is not None and float(t.max()) <= project_below:
+                denoised = sde.data_from_noise(eps_vectors, x[VECTORS], t) * vector_mask
+                projected = self.project_eigenvectors(denoised, slots, sizes)
+                vectors = sde.score_from_data(projected, x[VECTORS], t) * vector_mask
+            else:
+                vectors = sde.score_from_noise(eps_vectors, t)
+            return {VECTORS: vectors, VALUES: sde.score_from_noise(eps_values, t)}
 
         return score
+
+    def project_eigenvectors(self, eigenvectors: Tensor, slots: Tensor, sizes: Tensor) -> Tensor:
+        """The nearest orthonormal columns to ``eigenvectors`` ``(B, N, k)`` in the diffused scale (rows
+        times ``√n``), returned in that scale (:func:`.eigenpairs.nearest_orthonormal`); ``slots``
+        ``(B, k)`` bool, ``sizes`` ``(B,)``."""
+        return nearest_orthonormal(eigenvectors, slots) * self._row_scale(sizes)
 
     @staticmethod
     def _state_masks(nodes: Tensor, slots: Tensor) -> dict[str, Tensor]:
@@ -444,7 +461,7 @@ class SpectralVectorGenerator(GraphGenerator):
             ``"adjacency"`` ``(B, N, N)`` (edge probabilities with ``edge_sampling="threshold"``, a 0/1
             draw with ``"bernoulli"`` or ``"degree"``), ``"probabilities"`` ``(B, N, N)``, ``"eigenvalues"`` ``(B, k)``
             (data scale), ``"eigenvectors"`` ``(B, N, k)`` (unit scale; the ones decoded, so orthonormal
-            with ``eigenvector_projection="polar"``), ``"sizes"`` ``(B,)``,
+            with ``eigenvector_projection`` ``"polar"`` or ``"polar_denoised"``), ``"sizes"`` ``(B,)``,
             ``"sources"`` ``(B,)`` (the training graph whose node count was drawn, −1 for given sizes).
         """
         self._check_fitted()
@@ -466,11 +483,12 @@ class SpectralVectorGenerator(GraphGenerator):
                 values, held = target[0][done:done + B], target[1][:B] & slots
                 observed = {VALUES: (self.scale_values(values, slots.float()), held)}
             cfg = self.config
-            x = pc_sampler(self.sde, self._score_fn(score_network, nodes, slots), x_T, steps=steps or cfg.steps,
-                           predictor=cfg.predictor, corrector=cfg.corrector, snr=cfg.snr, mask=masks,
-                           observed=observed, generator=generator, progress=progress)
-            if cfg.eigenvector_projection == "polar":
-                x[VECTORS] = nearest_orthonormal(x[VECTORS], slots) * self._row_scale(chunk_sizes)
+            project_below = self.equal_noise_time() if cfg.eigenvector_projection == "polar_denoised" else None
+            x = pc_sampler(self.sde, self._score_fn(score_network, nodes, slots, project_below), x_T,
+                           steps=steps or cfg.steps, predictor=cfg.predictor, corrector=cfg.corrector, snr=cfg.snr,
+                           mask=masks, observed=observed, generator=generator, progress=progress)
+            if cfg.eigenvector_projection != "none":
+                x[VECTORS] = self.project_eigenvectors(x[VECTORS], slots, chunk_sizes)
             probabilities = self.decode(x[VECTORS], x[VALUES], nodes, slots, network)
             values = self.unscale_values(x[VALUES], slots.float()).double()
             if target is not None:  # exact, not through the float32 round trip of the standardisation

@@ -52,7 +52,7 @@ def test_shapes_are_checked():
 
 def test_option_is_checked_and_names_the_valid_values():
     assert GenerationConfig().eigenvector_projection == "none"
-    with pytest.raises(ValueError, match=r"eigenvector_projection must be one of \['none', 'polar'\]"):
+    with pytest.raises(ValueError, match=r"eigenvector_projection must be one of \['none', 'polar', 'polar_denoised'\]"):
         GenerationConfig(eigenvector_projection="qr")
 
 
@@ -80,3 +80,56 @@ def test_sampling_decodes_the_projection_of_the_same_draw():
     expected = model.decode(projected["eigenvectors"] * scale, values, nodes, slots)
     assert torch.allclose(projected["probabilities"], expected, atol=1e-5)
     assert not torch.allclose(raw["probabilities"], expected, atol=1e-3)
+
+
+def _fitted(**extra) -> SpectralVectorGenerator:
+    graphs = [nx.cycle_graph(6), nx.path_graph(5), nx.star_graph(5), nx.complete_graph(5), nx.ladder_graph(3),
+              nx.wheel_graph(7)]
+    config = GenerationConfig(model="spectral_vectors", epochs=2, steps=6, batch_size=8, hidden_dim=16,
+                              num_layers=1, num_eigenvectors=4, decoder_dim=8, decoder_layers=1, seed=0,
+                              edge_sampling="bernoulli", **extra)
+    model = SpectralVectorGenerator(config)
+    model.fit(graphs)
+    return model
+
+
+def test_polar_denoised_scores_point_at_orthonormal_denoised_eigenvectors_late_only():
+    """At t ≤ equal_noise_time the eigenvectors' score is the one whose denoised estimate (Tweedie) is
+    the nearest orthonormal matrix to the network's; earlier, and for the eigenvalues, it is unchanged."""
+    model = _fitted()
+    network, sde, cutoff = model.network["score"], model.sde, model.equal_noise_time()
+    g = torch.Generator().manual_seed(5)
+    sizes = torch.tensor([6, 4, 5])
+    nodes, slots = torch.arange(7)[None, :] < sizes[:, None], torch.arange(4)[None, :] < sizes[:, None]
+    mask = (nodes[:, :, None] & slots[:, None, :]).float()
+    x = {"eigenvectors": torch.randn(3, 7, 4, generator=g) * mask, "eigenvalues": torch.randn(3, 4, generator=g)}
+    plain = model._score_fn(network, nodes, slots)
+    steered = model._score_fn(network, nodes, slots, project_below=cutoff)
+    with torch.no_grad():
+        for time, moved in ((cutoff - 0.05, True), (cutoff + 0.05, False)):
+            t = torch.full((3,), time)
+            a, b = plain(x, t), steered(x, t)
+            assert torch.equal(a["eigenvalues"], b["eigenvalues"])
+            if not moved:
+                assert torch.equal(a["eigenvectors"], b["eigenvectors"])
+                continue
+            network_estimate = sde.data_from_score(a["eigenvectors"], x["eigenvectors"], t) * mask
+            steered_estimate = sde.data_from_score(b["eigenvectors"], x["eigenvectors"], t) * mask
+            expected = nearest_orthonormal(network_estimate, slots) * sizes.float().sqrt()[:, None, None]
+            assert torch.allclose(steered_estimate, expected, atol=1e-4)
+            assert not torch.allclose(steered_estimate, network_estimate, atol=1e-2)
+            assert torch.all(b["eigenvectors"] * (1 - mask) == 0)
+
+
+def test_polar_denoised_sampling_steers_the_draw_and_ends_orthonormal():
+    model = _fitted()
+    config = model.config
+    draws = {}
+    for projection in ("polar", "polar_denoised", "polar_denoised"):
+        model.config = GenerationConfig.from_dict({**config.to_dict(), "eigenvector_projection": projection})
+        draws.setdefault(projection, []).append(model.sample_weighted(5, generator=torch.Generator().manual_seed(3)))
+    polar, (steered, again) = draws["polar"][0], draws["polar_denoised"]
+    assert torch.equal(steered["eigenvectors"], again["eigenvectors"])  # seeded, deterministic
+    assert torch.equal(polar["sizes"], steered["sizes"])
+    assert not torch.allclose(polar["eigenvectors"], steered["eigenvectors"], atol=1e-3)  # another trajectory
+    assert model.diagnostics(steered)["orthogonality_error"] < 1e-5
