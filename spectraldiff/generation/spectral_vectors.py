@@ -160,8 +160,10 @@ class SpectralVectorGenerator(GraphGenerator):
         """The score of the diffused state; with ``project_below``, at times up to it the eigenvectors'
         score is that of the nearest orthonormal matrix to the network's denoised estimate
         (``eigenvector_projection="polar_denoised"``)."""
-        sde, sizes = self.sde, nodes.sum(dim=1)
-        vector_mask = self._state_masks(nodes, slots)[VECTORS].to(torch.float32)
+        sde = self.sde
+        if project_below is not None:  # sampling only: training's hot path builds neither
+            sizes = nodes.sum(dim=1)
+            vector_mask = self._state_masks(nodes, slots)[VECTORS].to(torch.float32)
 
         def score(x: dict[str, Tensor], t: Tensor, condition=None) -> dict[str, Tensor]:
             eps_vectors, eps_values = score_network(x[VECTORS], x[VALUES], t, nodes, slots)
@@ -471,6 +473,8 @@ class SpectralVectorGenerator(GraphGenerator):
         chunks = list(self._given_chunks(num_graphs, sizes) if sizes is not None else self._chunks(num_graphs, generator))
         N = max([self.max_nodes] + [int(s.max()) for _, s in chunks])
         target = self._check_eigenvalues(eigenvalues, num_graphs)
+        cfg = self.config
+        project_below = self.equal_noise_time() if cfg.eigenvector_projection == "polar_denoised" else None
         parts, done = [], 0
         for sources, chunk_sizes in chunks:
             B = len(chunk_sizes)
@@ -482,8 +486,6 @@ class SpectralVectorGenerator(GraphGenerator):
             if target is not None:
                 values, held = target[0][done:done + B], target[1][:B] & slots
                 observed = {VALUES: (self.scale_values(values, slots.float()), held)}
-            cfg = self.config
-            project_below = self.equal_noise_time() if cfg.eigenvector_projection == "polar_denoised" else None
             x = pc_sampler(self.sde, self._score_fn(score_network, nodes, slots, project_below), x_T,
                            steps=steps or cfg.steps, predictor=cfg.predictor, corrector=cfg.corrector, snr=cfg.snr,
                            mask=masks, observed=observed, generator=generator, progress=progress)
