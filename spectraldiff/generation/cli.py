@@ -25,8 +25,9 @@ Writes ``DIR/model.pt`` (the trained model: weights, EMA, optimiser state; read 
 ``sampling_seconds_per_graph``, ``training_seconds`` and a description of the run), ``DIR/config.json``,
 ``DIR/samples.png`` and ``DIR/samples.pkl``. ``--draws D`` scores ``D`` independent sample sets and
 reports each score's mean and standard deviation over them (``std`` and ``per_draw`` in
-``metrics.json``; the samples of the first draw are saved): on a saved model, ``--resume-from
-RUN/model.pt --draws 5 --out DIR`` measures it without training.
+``metrics.json``; ``samples.pkl`` holds the first draw's graphs, ``samples_per_draw.pkl`` every
+draw's): on a saved model, ``--resume-from RUN/model.pt --draws 5 --out DIR`` measures it without
+training.
 
 Continuing: ``--resume-from RUN/model.pt --epochs 400 --out RUN2`` trains the saved model 400 more
 epochs exactly where it stopped (same optimiser state, EMA and random stream: the weights of one run

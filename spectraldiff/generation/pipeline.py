@@ -12,7 +12,7 @@ from typing import Sequence
 import networkx as nx
 import torch
 
-from ..atomic import atomic_write_json
+from ..atomic import atomic_write, atomic_write_json
 from .config import GenerationConfig
 from .generator import GraphGenerator
 from .evaluation import evaluate_samples
@@ -128,11 +128,13 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
     With ``config.draws`` ``D > 1`` it draws ``D`` such sets (sampling seeds ``config.seed + 1``, …,
     ``config.seed + D``; the first is the single-draw run's) and the scores are their means, with
     ``std`` (sample standard deviation of each score, None where undefined) and ``per_draw`` (each
-    draw's scores) beside them; ``samples.pkl`` and the figure keep the first draw's graphs.
+    draw's scores) beside them; ``samples.pkl`` and the figure keep the first draw's graphs, and
+    ``samples_per_draw.pkl`` every draw's (a list of ``D`` lists, in sampling-seed order), so that any
+    draw's scores can be checked or its graphs drawn again.
     """
     steps = steps or config.steps
     num_samples = config.num_samples or len(test_graphs)
-    draws = []
+    draws, samples = [], []
     for draw in range(config.draws):
         if config.draws > 1 and progress:
             print(f"draw {draw + 1} of {config.draws} (sampling seed {config.seed + 1 + draw})")
@@ -141,8 +143,7 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
         scores = evaluate_samples(graphs, train_graphs, test_graphs, family=config.dataset)
         draws.append({**{k: v for k, v in scores.items() if k not in ("family", "num_samples")}, **diagnostics,
                       "sampling_seconds_per_graph": seconds_per_graph})
-        if draw == 0:
-            samples = graphs
+        samples.append(graphs)
     results = {
         **mean_over_draws(draws),
         "training_seconds": training["training_seconds"],
@@ -170,10 +171,11 @@ def evaluate_model(model: GraphGenerator, config: GenerationConfig, train_graphs
         out.mkdir(parents=True, exist_ok=True)
         GenerationConfig.from_dict({**config.to_dict(), "steps": steps}).save(out / "config.json")
         atomic_write_json(results, out / "metrics.json")
-        with (out / "samples.pkl").open("wb") as f:
-            pickle.dump(samples, f)
+        atomic_write(out / "samples.pkl", lambda handle: pickle.dump(samples[0], handle))
+        if config.draws > 1:
+            atomic_write(out / "samples_per_draw.pkl", lambda handle: pickle.dump(samples, handle))
         if figure:
-            draw_samples(samples, list(test_graphs), out / "samples.png", seed=config.seed,
+            draw_samples(samples[0], list(test_graphs), out / "samples.png", seed=config.seed,
                          title=f"{config.model} on {config.dataset}, {steps} steps, seed {config.seed}")
     return results
 

@@ -9,6 +9,8 @@ import pytest
 
 from spectraldiff.generation import GenerationConfig
 from spectraldiff.generation.cli import summary_line
+from spectraldiff.generation.datasets import load_json_graphs, split_graphs
+from spectraldiff.generation.evaluation import evaluate_samples
 from spectraldiff.generation.pipeline import mean_over_draws, std_over_draws
 from tests.spectraldiff.generation.generate_runs import run_generate
 
@@ -69,6 +71,15 @@ def test_draws_score_independent_sets_and_the_first_is_the_single_draw_run(tmp_p
     first = pickle.loads((several / "samples.pkl").read_bytes())
     same = pickle.loads((single / "samples.pkl").read_bytes())
     assert len(first) == 6 and all(nx.utils.graphs_equal(a, b) for a, b in zip(first, same))
+    # every draw's graphs are kept, and they are the graphs its scores were computed on
+    assert not (single / "samples_per_draw.pkl").exists()
+    per_draw = pickle.loads((several / "samples_per_draw.pkl").read_bytes())
+    assert [len(draw) for draw in per_draw] == [6, 6, 6]
+    assert all(nx.utils.graphs_equal(a, b) for a, b in zip(per_draw[0], first))
+    train, test = split_graphs(load_json_graphs(graphs))
+    for draw, scores in zip(per_draw, three["per_draw"]):
+        again = evaluate_samples(draw, train, test, family="planar")
+        assert [again[key] for key in SCORES] == [scores[key] for key in SCORES]
     assert f"over 3 draws: degree {three['degree']:.4g} ± {three['std']['degree']:.2g}" in printed
     assert f"vun {three['vun']:.4g} ± {three['std']['vun']:.2g}" in printed
 
