@@ -595,7 +595,9 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
     ``sources`` are ``results.json`` paths (or a run directory holding one, or row lists). A recoverer
     run with different hyperparameters in different rows is labelled ``name[key=value,...]`` by the
     settings that differ from its first occurrence (so ``rohydr`` and ``rohydr[stages=one]`` get a
-    column each; a setting a row leaves to the recoverer's default reads ``key=default``). Two rows
+    column each; a setting a row leaves to the recoverer's default reads ``key=default``). Where both
+    rows record every setting (``recoverer_settings``), those are compared, so rows written before and
+    after a release changed a default get a column each too. Two rows
     for the same (label, protocol, condition, seed) are an error: the runs overlap and one of them
     would silently win.
     """
@@ -606,7 +608,7 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
             continue
         path = pathlib.Path(source)
         rows.extend(load_results(path / "results.json" if path.is_dir() else path))
-    first_kwargs: dict[str, dict] = {}
+    first_settings: dict[str, tuple[dict, dict | None]] = {}  # recoverer → (given, every) settings
     merged, seen = [], {}
     for row in rows:
         if row.get("reference"):
@@ -623,8 +625,10 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
             merged.append(row)
             continue
         name = row["recoverer"]
-        kwargs = dict((row.get("config") or {}).get("recoverer_kwargs") or {})
-        base = first_kwargs.setdefault(name, kwargs)
+        given = dict((row.get("config") or {}).get("recoverer_kwargs") or {})
+        every = row.get("recoverer_settings")
+        first_given, first_every = first_settings.setdefault(name, (given, every))
+        kwargs, base = (every, first_every) if every is not None and first_every is not None else (given, first_given)
         differing = sorted(k for k in set(kwargs) | set(base) if kwargs.get(k) != base.get(k))
         label = name
         if differing:

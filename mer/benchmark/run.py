@@ -46,7 +46,7 @@ from mer.data.protocol import (
     mixture_of,
 )
 from mer.metrics import classification_metrics, regression_metrics
-from mer.recoverers import RECOVERERS, check_recoverer_settings, recoverer_class
+from mer.recoverers import RECOVERERS, check_recoverer_settings, recoverer_class, recoverer_settings
 from mer.training import resolve_config, train
 from mer.training.build import config_differences
 from mer.training.checkpoint import dataset_fingerprint
@@ -69,7 +69,8 @@ DEFAULT_SEEDS = (1111, 1112, 1113)
 BENCHMARK_PROTOCOLS = CONDITION_SETS
 TRAINING_MODES = ("per_condition", "shared")
 ROW_KEYS = ("recoverer", "protocol", "condition", "seed", "training", "metrics", "epochs_run",
-            "best_epoch", "train_seconds", "eval_seconds", "config", "dataset_fingerprint")
+            "best_epoch", "train_seconds", "eval_seconds", "config", "recoverer_settings",
+            "dataset_fingerprint")
 #: The ``recoverer`` of the Bayes reference rows of a dataset with an oracle (they also carry
 #: ``reference: "oracle"``, and no training mode: no model is trained for them).
 REFERENCE_NAME = "bayes"
@@ -394,6 +395,12 @@ def _differences(row: dict, row_config: dict, fingerprint: str) -> dict[str, tup
     """Setting → (value in the saved row, value now), for the settings that keep ``row`` from
     standing for this run's row of the same key."""
     differences = config_differences(row.get("config") or {}, row_config, ignore=_COSMETIC)
+    if "recoverer_settings" in row:  # rows from before it: the given settings (the config) only
+        now = _settings_of(row_config)
+        for k in sorted(set(row["recoverer_settings"]) | set(now)):
+            old, new = row["recoverer_settings"].get(k), now.get(k)
+            if old != new:
+                differences[f"recoverer_settings.{k}"] = (old, new)
     saved = row.get("dataset_fingerprint")
     if saved is not None and saved != fingerprint:  # rows from before fingerprints: config only
         differences["dataset_fingerprint"] = (saved, fingerprint)
@@ -443,9 +450,17 @@ def _row(trained, dataset: ConversationDataset, condition: MissingProtocol, trai
         "train_seconds": train_seconds,
         "eval_seconds": time.perf_counter() - started,
         "config": row_config,
+        "recoverer_settings": _settings_of(row_config),
         "dataset_fingerprint": fingerprint,
     }
     return jsonable({**row, **_condition_fields(condition)})
+
+
+def _settings_of(row_config: dict) -> dict:
+    """Every hyperparameter the row's recoverer was built with, defaults included, as JSON values
+    (:func:`~mer.recoverers.recoverer_settings`): a default changed by a later release then keeps a
+    saved row from standing for a new one."""
+    return jsonable(recoverer_settings(row_config["recoverer"], row_config.get("recoverer_kwargs") or {}))
 
 
 def _reference_row(dataset: ConversationDataset, condition: MissingProtocol, seed: int,

@@ -19,6 +19,7 @@ from mer.recoverers.base import (
     merge_observed,
     observed_only,
     recoverer_class,
+    recoverer_settings,
     recovery_error,
     register_recoverer,
 )
@@ -39,6 +40,7 @@ __all__ = [
     "merge_observed",
     "observed_only",
     "recoverer_class",
+    "recoverer_settings",
     "recovery_error",
     "register_recoverer",
 ]

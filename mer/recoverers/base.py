@@ -41,6 +41,7 @@ __all__ = [
     "build_recoverer",
     "check_recoverer_settings",
     "recoverer_class",
+    "recoverer_settings",
     "merge_observed",
     "observed_only",
     "recovery_error",
@@ -368,25 +369,41 @@ def build_recoverer(
 def check_recoverer_settings(name: str, settings: Mapping[str, object]) -> None:
     """Refuse ``settings`` names that the recoverer ``name`` does not take (``ValueError`` listing the
     accepted ones), before anything is built or trained. Values are checked by the recoverer itself."""
-    accepted = _accepted_settings(recoverer_class(name))
-    if accepted is not None:
-        unknown = sorted(set(settings) - accepted)
+    defaults, closed = _constructor_defaults(recoverer_class(name))
+    if closed:
+        unknown = sorted(set(settings) - set(defaults))
         if unknown:
             raise ValueError(
-                f"recoverer {name!r} got unknown settings {unknown}; accepted: {sorted(accepted)}"
+                f"recoverer {name!r} got unknown settings {unknown}; accepted: {sorted(defaults)}"
             )
 
 
-def _accepted_settings(cls: type) -> set[str] | None:
-    """Keywords ``cls(...)`` accepts, following ``**kwargs`` up the base classes (a variant that
-    fixes one setting of its parent forwards the rest); ``None`` when no base class closes the set."""
-    accepted: set[str] = set()
+def recoverer_settings(name: str, settings: Mapping[str, object]) -> dict[str, object]:
+    """Every hyperparameter the recoverer ``name`` is built with: its constructor's defaults, with
+    ``settings`` (the ones given) in their place. ``graph_config`` is left out: it comes from the
+    run's ``model.graph``. A result row that records this stays comparable when a later release
+    changes a default, which the given settings alone would hide.
+
+    >>> recoverer_settings("autoencoder", {"hidden": 32})["hidden"], recoverer_settings("autoencoder", {})["hidden"]
+    (32, 128)
+    """
+    defaults, _ = _constructor_defaults(recoverer_class(name))
+    built = {k: v for k, v in defaults.items() if k != "graph_config" and v is not inspect.Parameter.empty}
+    return {**built, **settings}
+
+
+def _constructor_defaults(cls: type) -> tuple[dict[str, object], bool]:
+    """Keyword → default of what ``cls(...)`` accepts (``inspect.Parameter.empty`` where it has none),
+    following ``**kwargs`` up the base classes (a variant that fixes one setting of its parent forwards
+    the rest; the most derived default wins), and whether a base class closes the set."""
+    defaults: dict[str, object] = {}
     for klass in cls.__mro__:
         if "__init__" not in vars(klass):
             continue
         params = inspect.signature(klass.__init__).parameters
-        accepted |= {k for k, p in params.items()
-                     if k not in ("self", "modalities", "feature_dims") and p.kind is not p.VAR_KEYWORD}
+        for k, p in params.items():
+            if k not in ("self", "modalities", "feature_dims") and p.kind is not p.VAR_KEYWORD:
+                defaults.setdefault(k, p.default)
         if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            return accepted
-    return None
+            return defaults, True
+    return defaults, False

@@ -149,6 +149,23 @@ def test_report_merges_runs_labels_variants_and_refuses_overlaps(tmp_path, capsy
     assert "two results for rohydr / random 0.3 / seed 1" in capsys.readouterr().err
 
 
+def test_report_tells_apart_rows_built_under_different_defaults_when_both_record_them():
+    from mer.benchmark import merge_results
+
+    def row(seed, every):
+        out = {"recoverer": "autoencoder", "protocol": "random", "condition": "0.3", "missing_rate": 0.3,
+               "seed": seed, "config": {"recoverer_kwargs": {}},
+               "metrics": {"acc2_non0": 0.5, "f1_non0": 0.5, "acc7": 0.5, "recovery_mse": 1.0}}
+        return out if every is None else {**out, "recoverer_settings": every}
+
+    old, new = {"hidden": 64, "dropout": 0.1}, {"hidden": 128, "dropout": 0.1}
+    labels = [r["recoverer"] for r in merge_results([[row(1, old)], [row(1, new)]])]
+    assert labels == ["autoencoder", "autoencoder[hidden=128]"]
+    # Where one row does not record them, only the given settings can be compared: the same run.
+    with pytest.raises(ValueError, match="two results for autoencoder / random 0.3 / seed 1"):
+        merge_results([[row(1, old)], [row(1, None)]])
+
+
 def test_cli_trains_a_generalist_on_a_mixed_protocol(tmp_path, capsys):
     config = tmp_path / "tiny.json"
     config.write_text(json.dumps(TINY))

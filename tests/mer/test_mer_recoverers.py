@@ -13,8 +13,10 @@ from mer.recoverers import (
     Recovery,
     available_recoverers,
     build_recoverer,
+    check_recoverer_settings,
     dropped_mse,
     merge_observed,
+    recoverer_settings,
     recovery_error,
     register_recoverer,
 )
@@ -176,6 +178,18 @@ def test_registry_rejects_duplicates_and_unknown_names_list_the_valid_ones():
         build_recoverer("autoencoder", ["t", "a"], {"t": 2, "a": 2}, widht=3)
     for name in ("zero", "mean", "autoencoder", "imder"):
         assert name in available_recoverers()
+
+
+def test_recoverer_settings_are_the_constructor_defaults_with_the_given_ones_in_their_place():
+    assert recoverer_settings("autoencoder", {"hidden": 32}) == {
+        "hidden": 32, "bottleneck": 64, "num_blocks": 3, "dropout": 0.1}
+    # A variant forwards its parent's settings: they are its defaults too, the most derived one winning.
+    parent, variant = recoverer_settings("gsdnet", {}), recoverer_settings("gsdnet_adjacency", {"num_layers": 5})
+    assert variant == {**parent, "num_layers": 5} and "graph_config" not in variant
+    for name in available_recoverers():  # every recorded setting is one the recoverer accepts
+        check_recoverer_settings(name, recoverer_settings(name, {}))
+    model = build_recoverer("autoencoder", ["t", "a"], {"t": 2, "a": 2}, **recoverer_settings("autoencoder", {}))
+    assert isinstance(model, Recoverer)
 
 
 def test_merge_observed_gives_left_out_modalities_zeros_and_targets_list_what_is_missing():

@@ -80,6 +80,29 @@ def test_a_rerun_with_other_settings_for_an_existing_row_is_refused_before_train
         mer.run_benchmark(other, recoverers=["zero"], out_dir=tmp_path, **BENCH)
 
 
+def test_a_row_is_refused_when_a_default_it_was_built_with_has_changed_since(tiny, tmp_path, count_train):
+    width = {"autoencoder": {"hidden": 8}}
+    mer.run_benchmark(tiny, recoverers=["autoencoder"], recoverer_kwargs=width, out_dir=tmp_path, **BENCH)
+    rows = _rows(tmp_path)
+    # Every setting is recorded, the defaults too, not only the given one.
+    assert rows[0]["recoverer_settings"] == {"hidden": 8, "bottleneck": 64, "num_blocks": 3, "dropout": 0.1}
+    # As if a release whose default bottleneck was 32 had written the row: the same given settings,
+    # another model. The rerun is refused before anything trains.
+    rows[0]["recoverer_settings"]["bottleneck"] = 32
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    count_train.clear()
+    with pytest.raises(ValueError, match=r"with other settings \(recoverer_settings.bottleneck is 32 there, "
+                                         r"64 now\); nothing was run"):
+        mer.run_benchmark(tiny, recoverers=["autoencoder"], recoverer_kwargs=width, out_dir=tmp_path, **BENCH)
+    assert count_train == []
+    # A row written before the field existed is judged by its config alone, as it always was.
+    del rows[0]["recoverer_settings"]
+    (tmp_path / "results.json").write_text(json.dumps(rows))
+    again = mer.run_benchmark(tiny, recoverers=["autoencoder"], recoverer_kwargs=width, out_dir=tmp_path,
+                              **BENCH)
+    assert count_train == [] and again == rows
+
+
 def test_no_resume_replaces_the_recomputed_rows_and_keeps_the_others(tiny, tmp_path, count_train):
     first = mer.run_benchmark(tiny, recoverers=["zero", "mean"], out_dir=tmp_path, **BENCH)
     count_train.clear()
