@@ -130,11 +130,15 @@ class Recoverer(nn.Module):
 
     Subclasses take ``(modalities, feature_dims, *, graph_config=None, **hyperparameters)`` and pass
     the first three to ``super().__init__``. Hyperparameters must be JSON-serialisable keywords
-    (they are stored in the run's config and rebuild the recoverer from a checkpoint).
+    with their defaults in the signature (they are stored in the run's config and, all of them,
+    in results and checkpoints: :func:`recoverer_settings`); a variant that forwards ``**kwargs`` to
+    its parent with other defaults declares them in ``SETTING_DEFAULTS``.
     """
 
     #: Registry name, set by :func:`register_recoverer`.
     name: str = ""
+    #: A variant's defaults for settings of the class it forwards ``**kwargs`` to.
+    SETTING_DEFAULTS: dict = {}
     #: Whether :meth:`recover` draws random numbers (a sampler). Evaluation seeds every pass either
     #: way; ``samples=K`` averages K draws only for a stochastic method. The contract test checks the
     #: flag: a deterministic method must recover the same under any torch seed, a stochastic one not.
@@ -395,9 +399,12 @@ def recoverer_settings(name: str, settings: Mapping[str, object]) -> dict[str, o
 def _constructor_defaults(cls: type) -> tuple[dict[str, object], bool]:
     """Keyword → default of what ``cls(...)`` accepts (``inspect.Parameter.empty`` where it has none),
     following ``**kwargs`` up the base classes (a variant that fixes one setting of its parent forwards
-    the rest; the most derived default wins), and whether a base class closes the set."""
+    the rest, and declares the defaults it gives its parent's settings in ``SETTING_DEFAULTS``; the
+    most derived default wins), and whether a base class closes the set."""
     defaults: dict[str, object] = {}
     for klass in cls.__mro__:
+        for k, v in vars(klass).get("SETTING_DEFAULTS", {}).items():
+            defaults.setdefault(k, v)
         if "__init__" not in vars(klass):
             continue
         params = inspect.signature(klass.__init__).parameters

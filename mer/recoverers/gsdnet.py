@@ -486,10 +486,12 @@ class GSDNetAdjacency(GSDNet):
     utterances (``docs/long_conversations.md``).
     """
 
+    SETTING_DEFAULTS = {"graph": "adjacency", "slot_network": "edge"}
+
     def __init__(self, modalities, feature_dims, **kwargs) -> None:
-        if kwargs.setdefault("graph", "adjacency") != "adjacency":
+        kwargs = {**self.SETTING_DEFAULTS, **kwargs}
+        if kwargs["graph"] != "adjacency":
             raise ValueError("gsdnet_adjacency fixes graph='adjacency'; use 'gsdnet' for other channels")
-        kwargs.setdefault("slot_network", "edge")
         super().__init__(modalities, feature_dims, **kwargs)
 
 
@@ -500,8 +502,11 @@ class GSDNetNoGraph(GSDNet):
     The feature score network still passes messages on the conversation's structure graph.
     """
 
+    SETTING_DEFAULTS = {"graph": "none"}
+
     def __init__(self, modalities, feature_dims, **kwargs) -> None:
-        if kwargs.setdefault("graph", "none") != "none":
+        kwargs = {**self.SETTING_DEFAULTS, **kwargs}
+        if kwargs["graph"] != "none":
             raise ValueError("gsdnet_nograph fixes graph='none'; use 'gsdnet' for other channels")
         super().__init__(modalities, feature_dims, **kwargs)
 

@@ -6,7 +6,8 @@ A checkpoint is a plain dict of tensors and plain containers:
 * every checkpoint (``best.pt``, :meth:`TrainedModel.save`): ``format``, ``config`` (the
   :class:`~mer.config.RunConfig` as a dict), ``dataset_info`` (:func:`dataset_info`: modalities,
   widths, task, classes, name and the content :func:`dataset_fingerprint`), ``model`` (state dict),
-  ``best_epoch``, ``history``;
+  ``best_epoch``, ``history``, ``recoverer_settings`` (every hyperparameter the recoverer was built
+  with, its defaults included: :func:`mer.recoverers.recoverer_settings`; absent from older files);
 * ``last.pt`` adds what resuming needs: ``seed``, ``epoch``, ``optimizer``, ``best_state``,
   ``best_loss``, ``bad_epochs`` and ``rng`` (Python, NumPy and torch generator states, stored as
   tensors and ints by :func:`rng_state`).
@@ -33,6 +34,7 @@ from spectraldiff.atomic import atomic_write_json, jsonable
 from spectraldiff.safe_pickle import load_weights_only
 
 from mer.data import ConversationDataset
+from mer.recoverers import recoverer_settings
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -89,6 +91,9 @@ class Checkpoint:
     resume : dict, optional
         ``last.pt`` only: ``seed``, ``epoch``, ``optimizer``, ``best_state``, ``best_loss``,
         ``bad_epochs``, ``rng``.
+    recoverer_settings : dict, optional
+        As read from a file: every hyperparameter its recoverer was built with (None for a file
+        written before they were recorded). Writing always records the ones ``config`` builds now.
     """
 
     config: dict
@@ -97,6 +102,7 @@ class Checkpoint:
     best_epoch: int = 0
     history: list = field(default_factory=list)
     resume: dict | None = None
+    recoverer_settings: dict | None = None
 
     RESUME_KEYS = ("seed", "epoch", "optimizer", "best_state", "best_loss", "bad_epochs", "rng")
 
@@ -109,6 +115,9 @@ class Checkpoint:
             "model": self.model,
             "best_epoch": self.best_epoch,
             "history": self.history,
+            # What the recoverer is built with now: its defaults may change in a later release.
+            "recoverer_settings": recoverer_settings(self.config["recoverer"],
+                                                     self.config.get("recoverer_kwargs") or {}),
         }
         if self.resume is not None:
             missing = [k for k in self.RESUME_KEYS if k not in self.resume]
@@ -135,7 +144,8 @@ class Checkpoint:
                              f"(no {' / '.join(missing)})")
         resume = {k: payload[k] for k in cls.RESUME_KEYS} if resumable else None
         return cls(payload["config"], payload["dataset_info"], payload["model"],
-                   payload.get("best_epoch", 0), payload.get("history") or [], resume)
+                   payload.get("best_epoch", 0), payload.get("history") or [], resume,
+                   payload.get("recoverer_settings"))
 
 
 # ------------------------------------------------------------------------------- the dataset

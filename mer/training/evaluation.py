@@ -445,6 +445,10 @@ class TrainedModel:
     def load(cls, path: str | os.PathLike, device: str | None = None) -> "TrainedModel":
         """Rebuild from a ``best.pt`` / :meth:`save` file, or from a run directory holding one.
 
+        The recoverer is built with the settings the file records (all of them, defaults included,
+        which then stand in ``config.recoverer_kwargs``), so a later release's defaults do not change
+        a saved model; a file from before they were recorded is built from its config.
+
         The file is read with ``torch.load(..., weights_only=True)``; anything else raises
         ``ValueError`` naming it."""
         path = pathlib.Path(path)
@@ -452,6 +456,9 @@ class TrainedModel:
             path = path / "best.pt"
         ckpt = Checkpoint.load(path)
         config = RunConfig.from_dict(ckpt.config)
+        if ckpt.recoverer_settings is not None:
+            # Build it as it was trained, every setting given, whatever this release's defaults are.
+            config.recoverer_kwargs = dict(ckpt.recoverer_settings)
         if device is not None:
             config.train.device = device
         info = ckpt.dataset_info

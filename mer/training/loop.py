@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from spectraldiff.atomic import atomic_write_json, remove_stale_temporaries
+from spectraldiff.atomic import atomic_write_json, jsonable, remove_stale_temporaries
 
 from mer.config import RunConfig
 from mer.data import ConversationDataset, MaskedConversations, collate_conversations
@@ -50,6 +50,7 @@ from mer.data.protocol import MaskPlan
 from mer.data.source import describe_data
 from mer.model import MERModel
 from mer.nn.task_loss import task_loss
+from mer.recoverers import recoverer_settings
 from mer.training.build import (
     RESUMABLE_SETTINGS,
     build_model,
@@ -422,6 +423,10 @@ def _restore(path: pathlib.Path, cfg: RunConfig, dataset: ConversationDataset, m
     ckpt = Checkpoint.load(path, resumable=True)
     check_dataset_matches(dataset, ckpt.dataset_info, resuming=str(path.parent))
     diffs = list(config_differences(ckpt.config, cfg.to_dict(), ignore=RESUMABLE_SETTINGS))
+    if ckpt.recoverer_settings is not None:  # a default changed since it was saved is a difference too
+        saved = jsonable(ckpt.recoverer_settings)
+        now = jsonable(recoverer_settings(cfg.recoverer, cfg.recoverer_kwargs))
+        diffs += [f"recoverer_settings.{k}" for k in sorted(set(now) | set(saved)) if now.get(k) != saved.get(k)]
     if diffs:
         raise ValueError(
             f"cannot resume from {path}: its config differs in {diffs}; use another out_dir or "

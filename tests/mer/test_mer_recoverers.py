@@ -183,13 +183,14 @@ def test_registry_rejects_duplicates_and_unknown_names_list_the_valid_ones():
 def test_recoverer_settings_are_the_constructor_defaults_with_the_given_ones_in_their_place():
     assert recoverer_settings("autoencoder", {"hidden": 32}) == {
         "hidden": 32, "bottleneck": 64, "num_blocks": 3, "dropout": 0.1}
-    # A variant forwards its parent's settings: they are its defaults too, the most derived one winning.
+    # A variant forwards its parent's settings: they are its defaults too, except those it gives its own.
     parent, variant = recoverer_settings("gsdnet", {}), recoverer_settings("gsdnet_adjacency", {"num_layers": 5})
-    assert variant == {**parent, "num_layers": 5} and "graph_config" not in variant
-    for name in available_recoverers():  # every recorded setting is one the recoverer accepts
-        check_recoverer_settings(name, recoverer_settings(name, {}))
-    model = build_recoverer("autoencoder", ["t", "a"], {"t": 2, "a": 2}, **recoverer_settings("autoencoder", {}))
-    assert isinstance(model, Recoverer)
+    assert variant == {**parent, "graph": "adjacency", "slot_network": "edge", "num_layers": 5}
+    assert "graph_config" not in variant
+    for name in available_recoverers():  # each rebuilds from its record, as a checkpoint's load does
+        every = recoverer_settings(name, {})
+        check_recoverer_settings(name, every)
+        assert isinstance(build_recoverer(name, ["t", "a"], {"t": 4, "a": 4}, **every), Recoverer), name
 
 
 def test_merge_observed_gives_left_out_modalities_zeros_and_targets_list_what_is_missing():

@@ -132,6 +132,31 @@ def test_resume_refuses_a_different_config(dataset, tmp_path):
         mer.train(dataset, recoverer="zero", masks=0.5, config=_config(epochs=2), seed=0, out_dir=tmp_path)
 
 
+def test_a_saved_model_keeps_the_recoverer_settings_it_was_trained_with(dataset, tmp_path):
+    given = {"hidden": 16, "bottleneck": 8}
+    mer.train(dataset, recoverer="autoencoder", masks=0.3, config=_config(epochs=1), seed=0,
+              recoverer_kwargs=given, out_dir=tmp_path)
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert best["recoverer_settings"] == {"hidden": 16, "bottleneck": 8, "num_blocks": 3, "dropout": 0.1}
+
+    def dropout_of(model):
+        return {m.p for m in model.model.recoverer.modules() if isinstance(m, torch.nn.Dropout)}
+
+    # As if written by a release whose default dropout was 0.3: loading builds what was trained.
+    torch.save({**best, "recoverer_settings": {**best["recoverer_settings"], "dropout": 0.3}}, tmp_path / "old.pt")
+    loaded = TrainedModel.load(tmp_path / "old.pt")
+    assert dropout_of(loaded) == {0.3} and loaded.config.recoverer_kwargs["dropout"] == 0.3
+    # A file from before the settings were recorded is built from its config and today's defaults.
+    torch.save({k: v for k, v in best.items() if k != "recoverer_settings"}, tmp_path / "older.pt")
+    assert dropout_of(TrainedModel.load(tmp_path / "older.pt")) == {0.1}
+    # Resuming under other defaults than the saved run's is refused, naming the setting.
+    last = load_checkpoint(tmp_path / "last.pt")
+    torch.save({**last, "recoverer_settings": {**last["recoverer_settings"], "dropout": 0.3}}, tmp_path / "last.pt")
+    with pytest.raises(ValueError, match=r"config differs in \['recoverer_settings.dropout'\]"):
+        mer.train(dataset, recoverer="autoencoder", masks=0.3, config=_config(epochs=2), seed=0,
+                  recoverer_kwargs=given, out_dir=tmp_path)
+
+
 def test_a_run_writes_config_seed_metrics_and_checkpoints_atomically(dataset, tmp_path):
     trained = mer.train(dataset, recoverer="zero", masks=0.3, config=_config(epochs=2), seed=7,
                         out_dir=tmp_path)
