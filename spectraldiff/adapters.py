@@ -54,6 +54,9 @@ def from_networkx(graphs, *, weight: str | None = None, max_nodes: int | None = 
     graphs = list(graphs)
     if not graphs:
         raise ValueError("expected at least one graph")
+    for b, g in enumerate(graphs):
+        if not (hasattr(g, "nodes") and hasattr(g, "edges") and hasattr(g, "is_directed")):
+            raise ValueError(f"graph {b} is not a networkx graph but {type(g).__name__}")
     sizes = [g.number_of_nodes() for g in graphs]
     for b, n in enumerate(sizes):
         if n == 0:

@@ -11,29 +11,41 @@ from torch import Tensor
 __all__ = ["dense_from_dgl", "dgl_from_dense"]
 
 
-def dense_from_dgl(graphs, *, weight: str | None = None, dtype=torch.float32) -> tuple[Tensor, Tensor]:
+def dense_from_dgl(graphs, *, weight: str | None = None, dtype=torch.float32,
+                   max_nodes: int | None = None) -> tuple[Tensor, Tensor]:
     """Padded symmetric adjacency ``(B, N_max, N_max)`` and sizes ``(B,)`` from DGL graphs.
 
-    ``graphs`` is a list of ``DGLGraph`` or one graph (a batched graph is split with ``dgl.unbatch``).
-    Edge weights come from ``edata[weight]`` (a scalar per edge) or are 1; parallel edges add up;
-    the result is symmetrised as ``(A + Aᵀ) / 2`` so directed input gives its undirected average.
+    ``graphs`` is a list of ``DGLGraph`` or one graph; a batched graph, given alone or in the list,
+    is split with ``dgl.unbatch`` into its members, in order. Edge weights come from ``edata[weight]``
+    (a scalar per edge) or are 1; parallel edges add up; the result is symmetrised as
+    ``(A + Aᵀ) / 2`` so directed input gives its undirected average. Heterographs (several node or
+    edge types) are refused: convert them with ``dgl.to_homogeneous`` first. ``max_nodes`` pads to that
+    size (default: the largest graph). The result lies on the graphs' device.
     """
     import dgl
 
-    if isinstance(graphs, dgl.DGLGraph):
-        graphs = dgl.unbatch(graphs) if graphs.batch_size > 1 else [graphs]
-    graphs = list(graphs)
+    members = []
+    for i, g in enumerate([graphs] if isinstance(graphs, dgl.DGLGraph) else list(graphs)):
+        if not isinstance(g, dgl.DGLGraph):
+            raise ValueError(f"entry {i} is not a dgl.DGLGraph but {type(g).__name__}")
+        if len(g.ntypes) > 1 or len(g.canonical_etypes) > 1:
+            raise ValueError(f"entry {i} is a heterograph (node types {g.ntypes}, edge types "
+                             f"{g.canonical_etypes}); convert it with dgl.to_homogeneous first")
+        members.extend(dgl.unbatch(g) if g.batch_size > 1 else [g])
+    graphs = members
     if not graphs:
         raise ValueError("expected at least one graph")
     sizes = torch.tensor([g.num_nodes() for g in graphs], dtype=torch.long)
     if bool((sizes == 0).any()):
         raise ValueError(f"graph {int((sizes == 0).nonzero()[0])}: has no nodes")
-    n_max = int(sizes.max())
-    A = torch.zeros(len(graphs), n_max, n_max, dtype=dtype)
+    n_max, device = int(sizes.max()) if max_nodes is None else max_nodes, graphs[0].device
+    if int(sizes.max()) > n_max:
+        raise ValueError(f"a graph has {int(sizes.max())} nodes, more than max_nodes={n_max}")
+    A = torch.zeros(len(graphs), n_max, n_max, dtype=dtype, device=device)
     for b, g in enumerate(graphs):
         src, dst = g.edges()
         if weight is None:
-            w = torch.ones(src.shape[0], dtype=dtype)
+            w = torch.ones(src.shape[0], dtype=dtype, device=device)
         else:
             if weight not in g.edata:
                 raise ValueError(f"graph {b}: no edge feature {weight!r}; has {list(g.edata.keys())}")

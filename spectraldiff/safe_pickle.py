@@ -16,8 +16,9 @@ allow-list of what the real formats hold, and refuses anything else with :class:
   ``Graph``, ``DiGraph``, ``MultiGraph``, ``MultiDiGraph``, the cached view classes their pickles
   carry once ``G.nodes`` / ``G.edges`` / ``G.adj`` / ``G.degree`` were used (every ``*View`` class of
   ``networkx.classes.reportviews`` and ``networkx.classes.coreviews`` but the unpicklable
-  ``*DataView``), and ``copyreg._reconstructor``
-  with ``object`` (how protocol 0–1 pickles rebuild an instance).
+  ``*DataView``), ``networkx.classes.function.frozen`` (what a frozen graph's mutators are: it only
+  raises), and ``copyreg._reconstructor`` with ``object`` (how protocol 0–1 pickles rebuild an
+  instance).
 
 Every allowed global only builds a value from the data handed to it; none opens files, imports
 modules or evaluates text. Python 2 names (``__builtin__.set``, ``copy_reg._reconstructor``) are
@@ -89,6 +90,9 @@ def load_weights_only(path: str | os.PathLike, what: str, map_location: Any = "c
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any failure means: not a file we can trust
         reason = " ".join(str(err).split()) or type(err).__name__
+        # torch's own text advises loading with weights_only=False, which would run the file's code:
+        # keep only what it found.
+        reason = reason.split("WeightsUnpickler error:", 1)[-1].strip()
         raise ValueError(f"{path}: not a {what} or unsafe to load: {reason}") from err
 
 
@@ -245,4 +249,7 @@ def _networkx_globals() -> dict[tuple[str, str], Any]:
             if (isinstance(obj, type) and obj.__module__ == module and name.endswith("View")
                     and not name.endswith("DataView")):
                 table[(module, name)] = obj
+    # nx.freeze(G) stores this function in place of the mutators; it only raises, and a pickle of a
+    # frozen graph names it.
+    table[("networkx.classes.function", "frozen")] = importlib.import_module("networkx.classes.function").frozen
     return table

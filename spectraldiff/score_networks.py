@@ -411,8 +411,8 @@ class NoiseToScore(nn.Module):
     ``call`` adapts the network's signature: it receives ``(network, x, t, condition)`` (and
     ``mask=`` if it declares that parameter) and returns ``ε̂``. Without ``call``, a network whose
     ``forward`` takes a ``mask`` (the eigenvalue networks here) is called
-    ``network(x, t, mask=mask, condition=condition)`` whenever the sampler or loss passes a mask, and
-    ``network(x, t, condition)`` otherwise. Samplers and :func:`~spectraldiff.losses.dsm_loss` pass
+    ``network(x, t, mask=mask, condition=condition)``, with a mask of all ones (no padding) where
+    none is passed, and any other network ``network(x, t, condition)``. Samplers and :func:`~spectraldiff.losses.dsm_loss` pass
     the mask they were given, so one ``NoiseToScore`` serves batches of any padding::
 
         score_fn = NoiseToScore(SpectrumMLPScoreNet(max_nodes=20), sde)
@@ -430,7 +430,9 @@ class NoiseToScore(nn.Module):
         if self.call is not None:
             eps = (self.call(self.network, x, t, condition, mask=mask) if accepts_mask(self.call)
                    else self.call(self.network, x, t, condition))
-        elif mask is not None and accepts_mask(self.network.forward):
+        elif accepts_mask(self.network.forward):
+            if mask is None and isinstance(x, Tensor):
+                mask = torch.ones_like(x, dtype=torch.bool)  # none given: no slot is padding
             eps = self.network(x, t, mask=mask, condition=condition)
         else:
             eps = self.network(x, t, condition)

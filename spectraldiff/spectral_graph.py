@@ -67,34 +67,36 @@ class SpectralGraph:
 
     @classmethod
     def from_dgl(cls, graphs, *, weight: str | None = None, operator: str = "adjacency",
-                 backend: str = "auto") -> "SpectralGraph":
+                 backend: str = "auto", max_nodes: int | None = None) -> "SpectralGraph":
         """Decompose DGL graphs (a list, or one possibly batched graph); edge weights from ``edata[weight]``.
 
         Directed edges are symmetrised as ``(A + Aᵀ) / 2``. Requires DGL.
         """
         from .dgl_adapter import dense_from_dgl
 
-        A, sizes = dense_from_dgl(graphs, weight=weight)
+        A, sizes = dense_from_dgl(graphs, weight=weight, max_nodes=max_nodes)
         return cls.from_dense(A, sizes, operator=operator, backend=backend)
 
     @classmethod
     def from_networkx(cls, graphs, *, weight: str | None = None, operator: str = "adjacency",
-                      backend: str = "auto") -> "SpectralGraph":
-        """Decompose networkx graphs (a list, or one graph); see :func:`spectraldiff.adapters.from_networkx`."""
+                      backend: str = "auto", max_nodes: int | None = None) -> "SpectralGraph":
+        """Decompose networkx graphs (a list, or one graph), padded to ``max_nodes`` (default: the
+        largest); see :func:`spectraldiff.adapters.from_networkx`."""
         from .adapters import from_networkx
 
-        A, sizes = from_networkx(graphs, weight=weight)
+        A, sizes = from_networkx(graphs, weight=weight, max_nodes=max_nodes)
         return cls.from_dense(A, sizes, operator=operator, backend=backend)
 
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, batch: Tensor | None = None, num_nodes: int | None = None, *,
                         edge_weight: Tensor | None = None, operator: str = "adjacency",
-                        backend: str = "auto") -> "SpectralGraph":
+                        backend: str = "auto", max_nodes: int | None = None) -> "SpectralGraph":
         """Decompose graphs given as ``edge_index (2, E)`` and ``batch (V,)`` (the PyTorch Geometric
-        layout); see :func:`spectraldiff.adapters.from_edge_index`."""
+        layout), padded to ``max_nodes`` (default: the largest); see
+        :func:`spectraldiff.adapters.from_edge_index`."""
         from .adapters import from_edge_index
 
-        A, sizes = from_edge_index(edge_index, batch, num_nodes, edge_weight=edge_weight)
+        A, sizes = from_edge_index(edge_index, batch, num_nodes, edge_weight=edge_weight, max_nodes=max_nodes)
         return cls.from_dense(A, sizes, operator=operator, backend=backend)
 
     @property

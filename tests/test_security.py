@@ -194,6 +194,14 @@ def test_graph_mode_round_trips_every_networkx_graph_class_with_cached_views(tmp
         assert dict(got.degree) == dict(expected.degree)
 
 
+def test_graph_mode_reads_frozen_graphs_and_they_stay_frozen(tmp_path):
+    frozen = nx.freeze(nx.path_graph(3))
+    (out,) = load_pickle(_dump(tmp_path / "frozen.pkl", [frozen], pickle.HIGHEST_PROTOCOL), allow="graphs")
+    assert nx.is_frozen(out) and list(out.edges) == [(0, 1), (1, 2)]
+    with pytest.raises(nx.NetworkXError, match="Frozen graph can't be modified"):
+        out.add_edge(0, 2)
+
+
 def test_allowed_globals_hold_only_data_constructors():
     data, graphs = set(allowed_globals("data")), set(allowed_globals("graphs"))
     assert data < graphs

@@ -76,7 +76,8 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     """
     path = pathlib.Path(path)
     if not path.is_file():
-        raise ValueError(f"no saved generator at {path}")
+        hint = f" (a run folder: give its model, {path / 'model.pt'})" if (path / "model.pt").is_file() else ""
+        raise ValueError(f"no saved generator at {path}{hint}")
     payload = load_weights_only(path, "saved generator")
     needed = ("format", "model", "config", "graphs", "network", "optimizer", "epochs_trained")
     if not isinstance(payload, dict) or any(key not in payload for key in needed):

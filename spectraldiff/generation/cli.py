@@ -102,7 +102,7 @@ def default_num_graphs(generator) -> int:
 def graphs_label(graphs_path: str) -> str:
     """The name a run on the user's graphs goes by: the file name without its suffix, or the folder name."""
     path = Path(graphs_path)
-    return (path.name if path.is_dir() else path.stem) or str(graphs_path)
+    return (path.resolve().name if path.is_dir() else path.stem) or str(graphs_path)  # "." by its name
 
 
 def load_dataset(dataset: str, graphs_path: str | None = None, *, trust_pickle: bool = False) -> tuple[list, str]:
@@ -148,8 +148,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "--graphs, the family whose validity rule applies (default: none, the run is "
                              "labelled by the file name)")
     parser.add_argument("--graphs", metavar="PATH", default=None,
-                        help="graphs to use: .json edge lists, .pkl list of networkx graphs (read by a "
-                             "restricted unpickler) or a folder of edge-list files")
+                        help="graphs to use: .json (a list of {\"num_nodes\": n, \"edges\": [[u, v], ...]}), "
+                             ".pkl list of networkx graphs (read by a restricted unpickler) or a folder of "
+                             "edge-list files ('u v' per line, one graph per file)")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="load a --graphs .pkl with plain pickle: only for files you trust, it lets the "
                              "file run code")
@@ -159,10 +160,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=None,
                         help=f"reverse-diffusion sampling steps (default {d.steps})")
     parser.add_argument("--seed", type=int, default=None, help=f"default {d.seed}")
-    parser.add_argument("--out", metavar="DIR", required=True, help="output folder")
+    parser.add_argument("--out", metavar="DIR", required=True,
+                        help="output folder; one that already holds a run is refused unless --overwrite")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run an existing --out folder holds (its model.pt, metrics.json, ...)")
     parser.add_argument("--resume-from", metavar="MODEL", default=None,
                         help="a model.pt of an earlier generate run: continue it --epochs more epochs "
-                             "(without --epochs: only sample and score it), with its settings and data")
+                             "(without --epochs: only sample and score it), with its settings (a run on user "
+                             "graphs needs them again: --graphs)")
     parser.add_argument("--checkpoint-every", type=int, default=DEFAULT_CHECKPOINT_EVERY, metavar="N",
                         help="save the training (the diffusion's, or a new decoder's) to DIR/model.pt every N "
                              "epochs, so an interrupted run loses at most N; finish it with --resume-from "
@@ -178,7 +183,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"learning rate over each training call: constant, or cosine from --lr down to 1 %% "
                              f"of it (default {d.learning_rate_schedule})")
     parser.add_argument("--hidden-dim", type=int, default=None,
-                        help=f"score network width (default per model: {DEFAULT_HIDDEN_DIM})")
+                        help="score network width (default per model: "
+                             + ", ".join(f"{name} {width}" for name, width in DEFAULT_HIDDEN_DIM.items())
+                             + f", spectral_vectors {GenerationConfig.hidden_dim})")
     parser.add_argument("--num-layers", type=int, default=None, help=f"default {d.num_layers}")
     parser.add_argument("--spectral-network", choices=SPECTRAL_NETWORKS, default=None,
                         help=f"eigenvalue network of the spectral model (default {d.spectral_network})")
@@ -210,12 +217,17 @@ def resolve_config(args: argparse.Namespace, saved: dict | None = None) -> Gener
     """
     values = {**(saved or {}), **(GenerationConfig.file_values(args.config) if args.config else {})}
     from_file = set(values)
+    if args.config:
+        try:  # the file's own values are checked even where a flag replaces them
+            GenerationConfig.from_dict(dict(values))
+        except ValueError as err:
+            raise ValueError(f"config file {args.config}: {err}") from None
     for dest, name in CONFIG_FLAGS.items():
         if getattr(args, dest, None) is not None:
             values[name] = getattr(args, dest)
-    # User graphs are labelled by their file, not by the default family, unless a family is named.
-    user_label = getattr(args, "graphs", None) is not None and "dataset" not in values
-    if user_label:
+    # User graphs are labelled by their file, not by the default family, unless a family is named; a
+    # label of other user graphs (an earlier run's config.json, or the run being resumed) gives way.
+    if getattr(args, "graphs", None) is not None and values.get("dataset") not in DATASETS:
         values["dataset"] = graphs_label(args.graphs)
     if args.hidden_dim is None and "hidden_dim" not in from_file:
         values["hidden_dim"] = default_hidden_dim(values.get("model", GenerationConfig.model),
@@ -230,7 +242,8 @@ def resolve_config(args: argparse.Namespace, saved: dict | None = None) -> Gener
             if name == "dataset" and saved is not None:
                 raise ValueError(f"--resume-from {getattr(args, 'resume_from', None)} was trained on user graphs "
                                  f"labelled {values[name]!r}: give them again with --graphs")
-            raise ValueError(f"{where}{name} must be one of {list(valid)}, got {values[name]!r}")
+            hint = " (a label of user graphs? give the graphs with --graphs)" if name == "dataset" else ""
+            raise ValueError(f"{where}{name} must be one of {list(valid)}, got {values[name]!r}{hint}")
     try:
         return GenerationConfig.from_dict(values)
     except ValueError as err:
@@ -295,6 +308,23 @@ def _announce_cut_decoder(args: argparse.Namespace, epochs: int, done: int, trai
     return True
 
 
+#: Files that mark a folder as holding a generate run (written by :func:`.pipeline.run_generation`).
+RUN_FILES = ("model.pt", "metrics.json", "config.json", "samples.pkl")
+
+
+def _check_new_run_folder(args: argparse.Namespace) -> None:
+    """Refuse an ``--out`` that holds an earlier run (unless ``--overwrite``) or is the ``--graphs``
+    folder: a finished model is never replaced by accident, and a data folder never fills with results."""
+    out = Path(args.out)
+    if args.graphs is not None and Path(args.graphs).is_dir() and out.resolve() == Path(args.graphs).resolve():
+        raise ValueError(f"--out {args.out} is the --graphs folder: the results would be read as graphs next "
+                         "time; give another folder")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not args.overwrite:
+        raise ValueError(f"--out {args.out} already holds a run ({', '.join(held)}); give a new folder, or "
+                         "--overwrite to replace it")
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         from .datasets import split_graphs
@@ -310,6 +340,7 @@ def run(args: argparse.Namespace) -> int:
     if args.checkpoint_every < 0:
         raise ValueError(f"--checkpoint-every must be >= 0, got {args.checkpoint_every}")
     saved, call_epochs, done, decoder_cut = _read_resumed(args)
+    _check_new_run_folder(args)
     config = resolve_config(args, saved)
     # A resumed model trains on only when epochs are given; otherwise it is sampled as saved, or, when
     # it was saved mid-run, the interrupted run is finished.
@@ -340,9 +371,9 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         saved_model = Path(args.out) / "model.pt"
         if saved_model.is_file() and saved_model.stat().st_mtime >= started:
-            print(f"\ninterrupted: {saved_model} holds the last saved model; go on with: generate --resume-from "
-                  f"{saved_model} --out NEW_DIR (no --epochs: it finishes the training where it was cut short, "
-                  "then samples and scores)", file=sys.stderr)
+            print(f"\ninterrupted: {saved_model} holds the last saved model; go on with: python -m spectraldiff "
+                  f"generate --resume-from {saved_model} --out NEW_DIR (no --epochs: it finishes the training "
+                  "where it was cut short, then samples and scores)", file=sys.stderr)
         else:
             print(f"\ninterrupted before this run saved a model (every {args.checkpoint_every} epochs, "
                   "--checkpoint-every)", file=sys.stderr)
@@ -357,7 +388,8 @@ def run(args: argparse.Namespace) -> int:
         # sets them, and a run annealed to a small learning rate would otherwise train it too slowly.
         resumed += (f", then a new edge decoder for {args.decoder_epochs} epochs at learning rate "
                     f"{config.learning_rate:g} ({config.learning_rate_schedule}), EMA decay {config.ema_decay:g}")
-    print(f"training {results['training_seconds']:.1f} s over {results['epochs']} epochs{resumed}; sampling "
+    epochs = f"{results['epochs']} epoch{'s' if results['epochs'] != 1 else ''}"
+    print(f"training {results['training_seconds']:.1f} s over {epochs}{resumed}; sampling "
           f"{results['sampling_seconds_per_graph'] * 1e3:.1f} ms per graph at {config.steps} steps; "
           f"results in {args.out}")
     return 0

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -241,12 +242,13 @@ register_generator("sbm", sbm)
 
 
 # -- validation --------------------------------------------------------------------------------
-def validate_graphs(graphs: Sequence, source: str = "graphs") -> list[nx.Graph]:
+def validate_graphs(graphs: Sequence, source: str = "graphs", names: Sequence[str] | None = None) -> list[nx.Graph]:
     """Check a list of graphs and return simple undirected copies with nodes ``0..n-1``.
 
     Raises ``ValueError`` for an empty list, an entry that is not a ``networkx.Graph``, a directed
-    graph, a graph without nodes, or a graph whose only edges are self loops. Self loops next to
-    ordinary edges are dropped; parallel edges of multigraphs are merged.
+    graph, a graph without nodes, or a graph whose only edges are self loops; the message names the
+    graph by its index, and by ``names[i]`` (e.g. its file) where given. Self loops next to ordinary
+    edges are dropped; parallel edges of multigraphs are merged.
     """
     if not isinstance(graphs, (list, tuple)):
         raise ValueError(f"{source}: expected a list of networkx.Graph, got {type(graphs).__name__}")
@@ -254,16 +256,19 @@ def validate_graphs(graphs: Sequence, source: str = "graphs") -> list[nx.Graph]:
         raise ValueError(f"{source}: the list of graphs is empty")
     out = []
     for i, g in enumerate(graphs):
+        graph = f"graph {i}" if names is None else f"graph {i} ({names[i]})"
         if not isinstance(g, nx.Graph):
-            raise ValueError(f"{source}: graph {i} is a {type(g).__name__}, expected a networkx.Graph")
+            kind = type(g).__name__
+            raise ValueError(f"{source}: {graph} is {'an' if kind[0].lower() in 'aeiou' else 'a'} {kind}, "
+                             "expected a networkx.Graph")
         if g.is_directed():
-            raise ValueError(f"{source}: graph {i} is directed; graph generation here is for undirected "
+            raise ValueError(f"{source}: {graph} is directed; graph generation here is for undirected "
                              "graphs (convert with graph.to_undirected() if the direction does not matter)")
         if g.number_of_nodes() == 0:
-            raise ValueError(f"{source}: graph {i} has no nodes")
+            raise ValueError(f"{source}: {graph} has no nodes")
         loops = nx.number_of_selfloops(g)
         if loops > 0 and loops == g.number_of_edges():
-            raise ValueError(f"{source}: graph {i} has only self loops ({loops}) and no other edges")
+            raise ValueError(f"{source}: {graph} has only self loops ({loops}) and no other edges")
         simple = nx.Graph()
         simple.add_nodes_from(g.nodes)
         simple.add_edges_from((u, v) for u, v in g.edges() if u != v)
@@ -317,14 +322,32 @@ def load_pickle_graphs(path: str | os.PathLike, *, trust_pickle: bool = False) -
     return validate_graphs(graphs, source=str(path))
 
 
+#: Name endings of the files an edge-list folder may hold (``""``: no suffix).
+EDGE_LIST_SUFFIXES = ("", ".txt", ".edges", ".edgelist", ".el", ".tsv")
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders the digit runs of ``name`` as numbers: ``g2`` before ``g10``."""
+    return [(0, int(part), part) if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", name) if part]
+
+
 def load_edgelist_folder(path: str | os.PathLike) -> list[nx.Graph]:
-    """One graph per file of a folder (files in name order, hidden files skipped).
+    """One graph per file of a folder, in natural name order (``g2`` before ``g10``).
 
     Each line is ``u v`` (further columns, e.g. weights, are ignored); ``#`` starts a comment. Node
     labels may be any tokens; isolated nodes cannot be expressed in this format. Edges are undirected.
+    Hidden files are skipped. The folder may hold only edge-list files (no suffix, or one of
+    :data:`EDGE_LIST_SUFFIXES`): any other file (a README, a run's ``config.json``) is refused by name
+    rather than read as a graph.
     """
     path = Path(path)
-    files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    entries = [p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")]
+    others = sorted(p.name for p in entries if p.suffix.lower() not in EDGE_LIST_SUFFIXES)
+    if others:
+        raise ValueError(f"{path}: the folder holds files that are not edge lists: {', '.join(others[:5])}"
+                         f"{' …' if len(others) > 5 else ''} (edge-list files have no suffix or one of "
+                         f"{', '.join(s for s in EDGE_LIST_SUFFIXES if s)}); move them out of the folder")
+    files = sorted(entries, key=lambda p: natural_key(p.name))
     if not files:
         raise ValueError(f"{path}: the folder holds no edge-list files")
     graphs = []
@@ -345,7 +368,7 @@ def load_edgelist_folder(path: str | os.PathLike) -> list[nx.Graph]:
         if g.number_of_nodes() == 0:
             raise ValueError(f"{file}: no edges found")
         graphs.append(g)
-    return validate_graphs(graphs, source=str(path))
+    return validate_graphs(graphs, source=str(path), names=[file.name for file in files])
 
 
 def load_graphs(path: str | os.PathLike, *, trust_pickle: bool = False) -> list[nx.Graph]:
@@ -383,8 +406,9 @@ def split_graphs(graphs: Sequence[nx.Graph], test_fraction: float = TEST_FRACTIO
         raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
     num_test = int(test_fraction * len(graphs))
     if num_test < 1 or num_test >= len(graphs):
-        raise ValueError(f"{len(graphs)} graphs cannot be split with test_fraction={test_fraction}: "
-                         f"the test set would have {num_test} graphs and the training set {len(graphs) - num_test}")
+        needed = next(n for n in range(2, 10**6) if 1 <= int(test_fraction * n) < n)
+        raise ValueError(f"{len(graphs)} graphs are too few to split into training and test graphs (the first "
+                         f"{test_fraction:.0%} are the test set, here {num_test} graphs): give at least {needed}")
     graphs = list(graphs)
     return graphs[num_test:], graphs[:num_test]
 

@@ -151,3 +151,58 @@ def test_noise_to_score_built_once_serves_batches_of_any_padding():
         closure = NoiseToScore(net, sde, call=lambda n_, x, t_, c: n_(x, t_, mask, c))
         assert torch.allclose(loss, sd.dsm_loss(closure, sde, lam, mask=mask,
                                                 generator=torch.Generator().manual_seed(1)))
+
+
+def test_noise_to_score_without_a_mask_treats_every_slot_as_real_and_keeps_the_condition():
+    torch.manual_seed(0)
+    sde = VPSDE()
+    full = torch.ones(2, 6, dtype=torch.bool)
+    lam, t = torch.randn(2, 6), torch.full((2,), 0.5)
+    score_fn = NoiseToScore(SpectrumMLPScoreNet(max_nodes=6, hidden_dim=16, num_layers=1), sde)
+    assert torch.equal(score_fn(lam, t), score_fn(lam, t, mask=full))
+    unmasked = sd.pc_sampler(sde, score_fn, torch.randn(2, 6, generator=torch.Generator().manual_seed(2)),
+                             steps=3, generator=torch.Generator().manual_seed(3))
+    masked = sd.pc_sampler(sde, score_fn, torch.randn(2, 6, generator=torch.Generator().manual_seed(2)),
+                           steps=3, mask=full, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(unmasked, masked)
+    # A condition given without a mask reaches the network as its condition, not as its mask.
+    conditioned = NoiseToScore(sd.EigenvalueScoreNet(hidden_dim=8, num_layers=1, num_heads=2, condition_dim=4), sde)
+    c = torch.randn(2, 4)
+    assert torch.equal(conditioned(lam, t, c), conditioned(lam, t, c, mask=full))
+    assert not torch.equal(conditioned(lam, t, c), conditioned(lam, t, torch.zeros(2, 4)))
+
+
+def test_dense_from_dgl_splits_batched_members_of_a_list_and_refuses_what_is_not_one_graph_type():
+    dgl = pytest.importorskip("dgl")
+    from spectraldiff.dgl_adapter import dense_from_dgl
+
+    def undirected(g):
+        return dgl.to_bidirected(dgl.from_networkx(g))
+
+    cycle, pair, single = undirected(nx.cycle_graph(3)), undirected(nx.path_graph(2)), dgl.graph(([], []), num_nodes=1)
+    A, n = dense_from_dgl([dgl.batch([cycle, pair]), single])
+    assert n.tolist() == [3, 2, 1]  # the batched graph's two members, then the single one
+    B, m = dense_from_dgl([cycle, pair, single])
+    assert torch.equal(A, B) and m.tolist() == [3, 2, 1]
+    padded, _ = dense_from_dgl([cycle, pair, single], max_nodes=5)
+    assert padded.shape == (3, 5, 5) and torch.equal(padded[:, :3, :3], A) and padded[:, 3:].abs().sum() == 0
+    with pytest.raises(ValueError, match="max_nodes=2"):
+        dense_from_dgl([cycle], max_nodes=2)
+    hetero = dgl.heterograph({("a", "r", "b"): ([0], [1])})
+    with pytest.raises(ValueError, match=r"entry 1 is a heterograph .*dgl\.to_homogeneous"):
+        dense_from_dgl([cycle, hetero])
+    with pytest.raises(ValueError, match="entry 0 is not a dgl.DGLGraph but Graph"):
+        dense_from_dgl([nx.path_graph(2)])
+
+
+def test_spectral_graph_adapters_pad_to_a_given_size_and_name_what_is_not_a_graph():
+    graphs = [nx.cycle_graph(4), nx.path_graph(3)]
+    padded = SpectralGraph.from_networkx(graphs, max_nodes=6)
+    assert padded.eigenvalues.shape == (2, 6) and padded.num_nodes.tolist() == [4, 3]
+    assert torch.allclose(padded.eigenvalues[:, :4].sort(dim=-1).values,
+                          SpectralGraph.from_networkx(graphs).eigenvalues.sort(dim=-1).values, atol=1e-5)
+    edge_index, batch = _pyg_layout(graphs)
+    from_pyg = SpectralGraph.from_edge_index(edge_index, batch, max_nodes=6)
+    assert torch.allclose(from_pyg.eigenvalues, padded.eigenvalues, atol=1e-5)
+    with pytest.raises(ValueError, match="graph 1 is not a networkx graph but dict"):
+        from_networkx([nx.path_graph(2), {"edges": [(0, 1)]}])

@@ -99,9 +99,15 @@ def test_a_crafted_pickle_is_refused_and_never_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with open("model.pt", "wb") as f:
         pickle.dump({"format": 1, "payload": _RunsCode()}, f)
-    with pytest.raises(ValueError, match="unsafe to load"):
+    with pytest.raises(ValueError, match="unsafe to load") as err:
         load_generator("model.pt", community_small(4, seed=1))
     assert not (tmp_path / "ran").exists()
+    assert "weights_only" not in str(err.value)  # torch's advice to load it unsafely is not passed on
+    # A run folder instead of its model.pt: the error points at the file.
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "model.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"no saved generator at run \(a run folder: give its model, run/model\.pt\)"):
+        load_generator("run", community_small(4, seed=1))
 
 
 def test_the_fingerprint_ignores_node_labels_but_not_edges_or_order():
@@ -170,3 +176,28 @@ def test_epochs_in_a_config_file_also_continue_a_resumed_run(tmp_path, graphs_fi
                      "--config", str(tmp_path / "more.yaml"), "--out", str(tmp_path / "more")) == 0
     metrics = json.loads((tmp_path / "more" / "metrics.json").read_text())
     assert (metrics["epochs"], metrics["num_samples"]) == (5, 3) and metrics["loss_last_epoch"] is not None
+
+
+def test_generate_never_replaces_a_run_by_accident_and_never_writes_into_the_graphs_folder(
+        tmp_path, capsys, graphs_file, saved_vectors_model):
+    run = saved_vectors_model.parent
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    capsys.readouterr()
+    # Another model into the same folder: refused, and every file of the first run stays as it was.
+    assert _generate("--graphs", str(graphs_file), "--model", "spectral", "--epochs", "1", "--out", str(run)) == 2
+    assert capsys.readouterr().err.endswith(
+        f"error: --out {run} already holds a run (model.pt, metrics.json, config.json, samples.pkl); give a "
+        "new folder, or --overwrite to replace it\n")
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    # --overwrite says it is meant.
+    assert _generate("--graphs", str(graphs_file), "--model", "spectral", "--epochs", "1", "--out", str(run),
+                        "--overwrite") == 0
+    assert json.loads((run / "metrics.json").read_text())["model"] == "spectral"
+    # Results written among the graphs of a folder would be read as graphs next time.
+    folder = tmp_path / "edges"
+    folder.mkdir()
+    for i, g in enumerate(community_small(10, seed=0)):
+        (folder / f"g{i}.txt").write_text("".join(f"{u} {v}\n" for u, v in g.edges()))
+    assert _generate("--graphs", str(folder), "--epochs", "1", "--out", str(folder)) == 2
+    assert "is the --graphs folder" in capsys.readouterr().err
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"g{i}.txt" for i in range(10))

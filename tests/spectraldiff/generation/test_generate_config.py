@@ -69,3 +69,30 @@ def test_generate_runs_from_a_config_file_and_prints_strict_json(tmp_path, capsy
     json.loads(summary, parse_constant=lambda name: pytest.fail(f"not strict JSON: {name}"))
     saved = GenerationConfig.load(out / "config.json")
     assert (saved.model, saved.epochs, saved.steps, saved.hidden_dim) == ("adjacency", 1, 2, 8)
+
+
+def test_a_bad_value_in_the_file_is_refused_even_where_a_flag_replaces_it(tmp_path):
+    with pytest.raises(ValueError, match=r"config file .*c\.yaml: epochs must be an integer, got 'ten'"):
+        _config(tmp_path, "epochs: ten\n", "c.yaml", "--epochs", "1")
+
+
+def test_a_runs_config_reused_on_other_graphs_takes_their_label_and_names_a_family_it_keeps(tmp_path, capsys):
+    earlier = "dataset: mine\nmodel: spectral\nepochs: 3\n"  # a run on user graphs from mine.json
+    cfg = _config(tmp_path, earlier, "c.yaml", "--graphs", str(tmp_path / "edges"))
+    assert (cfg.dataset, cfg.epochs) == ("edges", 3)
+    # A family named in the file is the validity rule the user chose: it stays.
+    assert _config(tmp_path, "dataset: planar\n", "p.yaml", "--graphs", str(tmp_path / "edges")).dataset == "planar"
+    # Without --graphs, a user label cannot be data: the error says what is missing.
+    path = tmp_path / "c.yaml"
+    assert main(["generate", "--config", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "got 'mine' (a label of user graphs? give the graphs with --graphs)" in capsys.readouterr().err
+
+
+def test_user_graphs_are_labelled_by_their_file_or_folder_even_when_given_as_dot(tmp_path, monkeypatch):
+    from spectraldiff.generation.cli import graphs_label
+
+    folder = tmp_path / "proteins"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    assert [graphs_label("."), graphs_label(str(folder)), graphs_label("../proteins/")] == ["proteins"] * 3
+    assert graphs_label(str(tmp_path / "ego.json")) == "ego"

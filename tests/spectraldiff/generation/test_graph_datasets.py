@@ -93,8 +93,12 @@ def test_published_split_takes_the_first_fifth_as_test():
     train, test = split_graphs(graphs)
     assert [g.number_of_nodes() for g in test] == list(range(2, 22))
     assert [g.number_of_nodes() for g in train] == list(range(22, 102))
-    with pytest.raises(ValueError, match="test set would have 0"):
+    with pytest.raises(ValueError, match=r"4 graphs are too few .* \(the first 20% are the test set, here 0 graphs\): "
+                                         "give at least 5"):
         split_graphs(graphs[:4])
+    assert len(split_graphs(graphs[:5])[1]) == 1  # the least it names is enough
+    with pytest.raises(ValueError, match="give at least 2"):
+        split_graphs(graphs[:1], test_fraction=0.5)
 
 
 def test_json_round_trip(tmp_path):
@@ -121,6 +125,28 @@ def test_pickle_and_edgelist_folder(tmp_path):
     (folder / "b.edgelist").write_text("x y 1.0\ny z 2.0\n")
     loaded = load_graphs(folder)
     assert [g.number_of_edges() for g in loaded] == [3, 2]
+
+
+def test_an_edgelist_folder_reads_its_files_in_natural_order_and_refuses_other_files(tmp_path):
+    folder = tmp_path / "edges"
+    folder.mkdir()
+    for i in (0, 1, 2, 10, 11):  # g<i> is a path with i + 1 edges
+        (folder / f"g{i}.txt").write_text("".join(f"{v} {v + 1}\n" for v in range(i + 1)))
+    (folder / ".hidden").write_text("not a graph")
+    assert [g.number_of_edges() for g in load_graphs(folder)] == [1, 2, 3, 11, 12]  # g2 before g10
+    # A README (or a run's results written into the folder) is named, not read as a graph.
+    (folder / "README.md").write_text("My graphs, one per file.\nColumns: u v weight\n")
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(ValueError, match=r"edges: the folder holds files that are not edge lists: "
+                                         r"README\.md, config\.json \(edge-list files have no suffix or one of "
+                                         r"\.txt, \.edges, \.edgelist, \.el, \.tsv\); move them out"):
+        load_graphs(folder)
+    (folder / "README.md").unlink()
+    (folder / "config.json").unlink()
+    # A bad file is named by its file, not only by its position.
+    (folder / "g5.txt").write_text("x x\n")
+    with pytest.raises(ValueError, match=r"graph 3 \(g5\.txt\) has only self loops"):
+        load_graphs(folder)
 
 
 def test_rejects_directed_self_loop_only_and_empty_inputs(tmp_path):
