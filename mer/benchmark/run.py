@@ -48,7 +48,7 @@ from mer.data.protocol import (
 from mer.metrics import classification_metrics, regression_metrics
 from mer.recoverers import RECOVERERS, check_recoverer_settings, recoverer_class, recoverer_settings
 from mer.training import resolve_config, train
-from mer.training.build import config_differences
+from mer.training.build import config_differences, settings_differences
 from mer.training.checkpoint import dataset_fingerprint
 from mer.training.run_lock import RunLock
 
@@ -396,11 +396,7 @@ def _differences(row: dict, row_config: dict, fingerprint: str) -> dict[str, tup
     standing for this run's row of the same key."""
     differences = config_differences(row.get("config") or {}, row_config, ignore=_COSMETIC)
     if "recoverer_settings" in row:  # rows from before it: the given settings (the config) only
-        now = _settings_of(row_config)
-        for k in sorted(set(row["recoverer_settings"]) | set(now)):
-            old, new = row["recoverer_settings"].get(k), now.get(k)
-            if old != new:
-                differences[f"recoverer_settings.{k}"] = (old, new)
+        differences.update(settings_differences(row["recoverer_settings"], _settings_of(row_config)))
     saved = row.get("dataset_fingerprint")
     if saved is not None and saved != fingerprint:  # rows from before fingerprints: config only
         differences["dataset_fingerprint"] = (saved, fingerprint)

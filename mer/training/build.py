@@ -16,7 +16,8 @@ from mer.data.protocol import MissingProtocol
 from mer.model import MERModel
 from mer.recoverers import build_recoverer
 
-__all__ = ["build_model", "resolve_config", "device_of", "config_differences", "RESUMABLE_SETTINGS"]
+__all__ = ["build_model", "resolve_config", "device_of", "config_differences", "settings_differences",
+           "RESUMABLE_SETTINGS"]
 
 #: Settings that may change between an interrupted run and its resumption.
 # ``train.eval_samples`` only changes how the final metrics are computed, not the training.
@@ -99,6 +100,15 @@ def config_differences(saved: Mapping, now: Mapping, ignore: Sequence[str] = ())
     old, new = _flatten(_normalized(saved)), _flatten(_normalized(now))
     return {k: (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
             if k not in ignore and old.get(k) != new.get(k)}
+
+
+def settings_differences(saved: Mapping, now: Mapping) -> dict[str, tuple]:
+    """``recoverer_settings.<name>`` → ``(saved value, current value)`` for every recoverer setting two
+    records of :func:`~mer.recoverers.recoverer_settings` disagree on (compared as JSON values, so a
+    tuple equals the list a file stores)."""
+    old, new = jsonable(dict(saved)), jsonable(dict(now))
+    return {f"recoverer_settings.{k}": (old.get(k), new.get(k)) for k in sorted(set(old) | set(new))
+            if old.get(k) != new.get(k)}
 
 
 def _normalized(config: Mapping) -> dict:

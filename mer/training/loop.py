@@ -42,7 +42,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from spectraldiff.atomic import atomic_write_json, jsonable, remove_stale_temporaries
+from spectraldiff.atomic import atomic_write_json, remove_stale_temporaries
 
 from mer.config import RunConfig
 from mer.data import ConversationDataset, MaskedConversations, collate_conversations
@@ -57,6 +57,7 @@ from mer.training.build import (
     config_differences,
     device_of,
     resolve_config,
+    settings_differences,
 )
 from mer.training.checkpoint import (
     Checkpoint,
@@ -424,9 +425,8 @@ def _restore(path: pathlib.Path, cfg: RunConfig, dataset: ConversationDataset, m
     check_dataset_matches(dataset, ckpt.dataset_info, resuming=str(path.parent))
     diffs = list(config_differences(ckpt.config, cfg.to_dict(), ignore=RESUMABLE_SETTINGS))
     if ckpt.recoverer_settings is not None:  # a default changed since it was saved is a difference too
-        saved = jsonable(ckpt.recoverer_settings)
-        now = jsonable(recoverer_settings(cfg.recoverer, cfg.recoverer_kwargs))
-        diffs += [f"recoverer_settings.{k}" for k in sorted(set(now) | set(saved)) if now.get(k) != saved.get(k)]
+        diffs += list(settings_differences(ckpt.recoverer_settings,
+                                           recoverer_settings(cfg.recoverer, cfg.recoverer_kwargs)))
     if diffs:
         raise ValueError(
             f"cannot resume from {path}: its config differs in {diffs}; use another out_dir or "
