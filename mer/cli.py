@@ -176,12 +176,20 @@ def _generated_sources() -> list[str]:
     return names
 
 
-def _kept_options(base: DataConfig, source: str) -> dict:
+def _kept_options(base: DataConfig, source: str, given: Sequence[str] = ()) -> dict:
     """The loader options a config or ``--set data.options.*`` gave for ``source`` (its file path
-    aside), so that ``--data FILE`` does not drop them."""
-    if base.source != source:
-        return {}
-    return {k: v for k, v in base.options.items() if k not in ("path", "label_pickle", "feature_dirs")}
+    aside), so that ``--data FILE`` does not drop them. Options of another source are left behind,
+    except those this command's ``--set`` names (``given``): the file's loader takes them, or refuses
+    them by name, rather than dropping them unseen."""
+    return {k: v for k, v in base.options.items() if k not in ("path", "label_pickle", "feature_dirs")
+            and (base.source == source or k in given)}
+
+
+def _set_options(args) -> list[str]:
+    """The names of the ``data.options.*`` that this command's ``--set`` gives."""
+    prefix = "data.options."
+    return [item.split("=", 1)[0][len(prefix):].split(".", 1)[0]
+            for item in getattr(args, "set", None) or [] if item.startswith(prefix)]
 
 
 def _data_config(args, base: DataConfig) -> DataConfig:
@@ -208,10 +216,10 @@ def _data_config(args, base: DataConfig) -> DataConfig:
                     raise ValueError(f"--feature-dirs {k}={v}: {v} is not a folder; give the folder of "
                                      f"modality {k!r}'s .npy files")
                 dirs[k] = v
-            data = DataConfig("gcnet", {**_kept_options(base, "gcnet"), "label_pickle": args.data,
+            data = DataConfig("gcnet", {**_kept_options(base, "gcnet", _set_options(args)), "label_pickle": args.data,
                                         "feature_dirs": dirs})
         else:
-            data = DataConfig("mmsa", {**_kept_options(base, "mmsa"), "path": args.data})
+            data = DataConfig("mmsa", {**_kept_options(base, "mmsa", _set_options(args)), "path": args.data})
             if args.sequences:
                 data.options["sequences"] = True
             if args.per_clip:
@@ -260,7 +268,7 @@ def _base_config(args) -> RunConfig:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="a RunConfig as JSON or YAML")
     _add_set_option(p, "any RunConfig setting by dotted name, a YAML value each (train.lr=3e-4 "
-                       "model.dim=64 recoverer_kwargs.steps=10); applied over --config, under the "
+                       "model.dim=64 recoverer_kwargs.sampling_steps=10); applied over --config, under the "
                        "dedicated flags")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--device", default=None, help="cpu (default), cuda or cuda:K")
@@ -279,7 +287,7 @@ def _add_train(p: argparse.ArgumentParser) -> None:
     p.add_argument("--recoverer", default=None, help="a registered recoverer (see `mer list`)")
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", required=True, metavar="DIR",
-                   help="run directory: config.json, last.pt, best.pt, metrics.json")
+                   help="run directory: config.json, last.pt, best.pt, metrics.json, history.csv, train.log")
     p.add_argument("--no-resume", action="store_true", help="start over even if DIR/last.pt exists")
     p.add_argument("--tracker", action="append", default=None, metavar="NAME",
                    help="also send the per-epoch numbers to this tracker (tensorboard: "
@@ -393,12 +401,41 @@ def _trained_inputs(args, doing: str):
     elif protocol.seed is None:
         protocol.seed = cfg.mask_seed
     dataset = load_data(data, trust_pickle=args.trust_pickle)
+    _warn_if_the_data_changed(args.checkpoint, trained.dataset_info, data == cfg.data, dataset)
     return trained, dataset, protocol
 
 
+def _warn_if_the_data_changed(checkpoint, info: dict, as_recorded: bool, dataset) -> None:
+    """Say so on stderr when the data the run's own config names (no other data asked for) are no
+    longer the data it was trained on: the scores are then of other data, by the user's file, not by
+    choice."""
+    from mer.training.checkpoint import dataset_fingerprint
+
+    saved = info.get("fingerprint")
+    if as_recorded and saved and dataset_fingerprint(dataset) != saved:
+        print(f"mer: warning: the data of {checkpoint}'s config ({dataset.name}) are not those it was trained on "
+              f"(fingerprint {dataset_fingerprint(dataset)}, trained on {saved}): the scores are of the data as "
+              "they are now", file=sys.stderr)
+
+
+#: The files a ``mer train`` run folder holds; ``evaluate`` and ``predict`` never write over them.
+RUN_FILES = ("best.pt", "last.pt", "config.json", "metrics.json", "history.csv", "train.log")
+
+
+def _check_file_out(out: str, what: str) -> None:
+    """Refuse an ``--out`` file that is a folder, or a file of a run folder (its checkpoint, config,
+    metrics or logs): writing there would destroy the run."""
+    path = pathlib.Path(out)
+    if path.is_dir():
+        raise ValueError(f"--out {out} is a folder; give the path of the {what} file to write")
+    if path.name in RUN_FILES and any((path.parent / name).is_file() for name in ("best.pt", "last.pt")):
+        raise ValueError(f"--out {out} is a file of the run in {path.parent}; writing it would destroy the run: "
+                         "give another file name")
+
+
 def _run_evaluate(args) -> int:
-    if args.out and os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out} is a folder; give the path of the JSON file to write")
+    if args.out:
+        _check_file_out(args.out, "JSON")
     trained, dataset, protocol = _trained_inputs(args, "evaluate")
     metrics = trained.evaluate(dataset, args.split, protocol, samples=args.eval_samples)
     record = {"checkpoint": str(args.checkpoint), "split": args.split,
@@ -427,8 +464,7 @@ def _add_predict(p: argparse.ArgumentParser) -> None:
 
 
 def _run_predict(args) -> int:
-    if os.path.isdir(args.out):
-        raise ValueError(f"--out {args.out} is a folder; give the path of the CSV file to write")
+    _check_file_out(args.out, "CSV")
     trained, dataset, protocol = _trained_inputs(args, "predict with")
     preds = trained.predict(dataset, args.split, protocol, samples=args.eval_samples)
     atomic_write_text(predictions_csv(preds), args.out)
@@ -553,7 +589,8 @@ def _run_benchmark(args) -> int:
     methods = [r for r in rows if not r.get("reference")]
     n = len(rows) - len(methods)
     references = f" and {n} Bayes reference row{'s' if n > 1 else ''}" if n else ""
-    print(f"{len(methods)} results (condition × seed × recoverer){references} in {args.out}/results.json, "
+    print(f"{len(methods)} result{'s' if len(methods) != 1 else ''} of this run (condition × seed × recoverer)"
+          f"{references} in {args.out}/results.json, "
           f"figure in {args.out}/missing_rate.png")
     return 0
 
@@ -569,10 +606,19 @@ def _run_report(args) -> int:
     from mer.benchmark.report import unequal_sets
 
     check_output_dir(args.out)
+    held = pathlib.Path(args.out) / "results.json"
+    inputs = {pathlib.Path(r).resolve() for r in args.results}
+    if held.is_file() and not {held.resolve(), held.parent.resolve()} & inputs:
+        raise ValueError(f"--out {args.out} already holds a results.json that is not among the results "
+                         "reported: it would be replaced; give a new folder, or add it to the results")
     rows = merge_results(args.results)
     if not rows:
         raise ValueError("the given results hold no rows")
-    task = "regression" if "acc2_non0" in rows[0]["metrics"] else "classification"
+    tasks = {"regression" if "acc2_non0" in (r.get("metrics") or {}) else "classification" for r in rows}
+    if len(tasks) > 1:
+        raise ValueError("the results mix regression rows (acc2_non0, f1_non0, ...) and classification rows "
+                         "(acc, f1): report each task's runs separately")
+    task = tasks.pop()
     write_report(rows, args.out, task)
     print((pathlib.Path(args.out) / "table.md").read_text(encoding="utf8"))
     gaps = unequal_sets(rows)

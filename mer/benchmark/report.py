@@ -558,6 +558,11 @@ def write_report(rows: list[dict], out_dir: str | os.PathLike, task: str = "regr
 ROW_ID_FIELDS = ("recoverer", "protocol", "condition", "seed")
 
 
+def _is_score(value) -> bool:
+    """A metric value a table can show: a number (not a bool), or null for an undefined score."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def load_results(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a ``results.json``.
 
@@ -583,6 +588,11 @@ def load_results(path: str | os.PathLike) -> list[dict[str, Any]]:
             missing = [k for k in ROW_ID_FIELDS if not isinstance(row, dict) or k not in row]
             if missing:
                 bad = f"row {i} has no {' / '.join(missing)}"
+                break
+            metrics = row.get("metrics", {})
+            odd = sorted(k for k, v in metrics.items() if not _is_score(v)) if isinstance(metrics, dict) else None
+            if odd is None or odd:
+                bad = f"row {i}'s metrics {'are not a mapping' if odd is None else f'{odd} are not numbers'}"
                 break
     if bad:
         raise ValueError(f"{path} is not a benchmark results file: {bad}")
@@ -641,7 +651,23 @@ def merge_results(sources: Sequence[str | os.PathLike | list[dict]]) -> list[dic
                              f"{row['seed']} / {training}: the merged runs overlap")
         seen[key] = row
         merged.append({**row, "recoverer": label})
+    _refuse_mixed_datasets(merged)
     return merged
+
+
+def _refuse_mixed_datasets(rows: list[dict]) -> None:
+    """One table compares methods on one dataset: rows whose ``dataset_fingerprint`` differ (rows
+    without one are not judged) raise ``ValueError`` naming each dataset and its methods."""
+    by_print: dict[str, list[dict]] = {}
+    for row in rows:
+        if row.get("dataset_fingerprint"):
+            by_print.setdefault(row["dataset_fingerprint"], []).append(row)
+    if len(by_print) > 1:
+        described = "; ".join(
+            f"{_data_label(group[0])}: {', '.join(dict.fromkeys(r['recoverer'] for r in group))}"
+            for group in by_print.values())
+        raise ValueError(f"the results come from {len(by_print)} datasets ({described}); one table must not "
+                         "mix datasets: report each dataset's runs separately")
 
 
 def _reference_content(row: dict) -> tuple:

@@ -196,6 +196,12 @@ def run_benchmark(
         raise ValueError("give at least one seed")
     runner = make_executor(executor, executor_options)
     conditions = benchmark_conditions(dataset.modalities, protocol, missing_rates, patterns)
+    # A repeated seed, rate or pattern would train the same run again and count it twice.
+    for what, values in (("recoverer", recoverers), ("seed", seeds),
+                         ("condition", [f"{c.kind} {c.condition}" for c in conditions])):
+        repeated = sorted({str(v) for v in values if values.count(v) > 1})
+        if repeated:
+            raise ValueError(f"{what} {', '.join(repeated)} given twice: each is run once; give it once")
     base = resolve_config(config, device=device, epochs=epochs)
     if progress:
         base.train.progress = True
@@ -249,6 +255,7 @@ def run_benchmark(
         references = [REFERENCE_NAME] if oracle else []
         order = [(c, seed, name) for c in range(len(conditions)) for seed in seeds
                  for name in recoverers + references]
+        _refuse_other_datasets(out, kept, {key(name, seed, conditions[c]) for c, seed, name in order}, fingerprint)
         reference_of: dict[tuple, dict | None] = {}  # (condition index, seed) → oracle_reference
 
         def reference(c: int, seed: int) -> dict | None:
@@ -389,6 +396,21 @@ def _load_rows(out: pathlib.Path | None) -> dict[tuple, dict]:
             raise ValueError(f"{path} holds two rows for {_label(row)}; remove one of them")
         rows[k] = row
     return rows
+
+
+def _refuse_other_datasets(out: pathlib.Path | None, kept: dict[tuple, dict], keys: set[tuple],
+                           fingerprint: str) -> None:
+    """Refuse a run whose folder keeps rows on another dataset beside the rows it writes: one table
+    would compare methods on different data. (A row of the same key is judged by :func:`_differences`,
+    or replaced with ``resume=False``.)"""
+    others = [row for k, row in kept.items()
+              if k not in keys and row.get("dataset_fingerprint") not in (None, fingerprint)]
+    if others:
+        shown = ", ".join(_label(row).removeprefix("the row ") for row in others[:3])
+        more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+        raise ValueError(f"{out / 'results.json'} holds rows on another dataset (fingerprint "
+                         f"{others[0]['dataset_fingerprint']}, this run's is {fingerprint}): {shown}{more}; "
+                         "one table must not mix datasets: write this run to another --out (out_dir)")
 
 
 def _differences(row: dict, row_config: dict, fingerprint: str) -> dict[str, tuple]:

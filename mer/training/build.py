@@ -86,7 +86,10 @@ def resolve_config(
 
 def device_of(name: str) -> torch.device:
     """``torch.device(name)``, refusing CUDA where there is none."""
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"device {name!r} is not a torch device name; use 'cpu', 'cuda' or 'cuda:N'") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but CUDA is not available; use device='cpu'")
     return dev

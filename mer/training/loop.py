@@ -77,6 +77,10 @@ from mer.training.trackers import ResultTracker, build_trackers
 
 __all__ = ["train", "train_epoch"]
 
+#: What an earlier run in the folder leaves that a fresh start must not be mixed with (the trackers
+#: rewind their own files, such as ``history.csv``, to the epoch a run starts from).
+STALE_ON_RESTART = ("best.pt", "last.pt", "metrics.json")
+
 
 def train(
     dataset: ConversationDataset,
@@ -203,6 +207,11 @@ def _fit(dataset: ConversationDataset, cfg: RunConfig, plan: MaskPlan, dev: torc
         if resuming:
             state = _restore(last, cfg, dataset, model, optimizer, dev)
         if main:
+            if not resuming:
+                # A fresh start (or resume=False) first removes an earlier run's weights and metrics, so
+                # a start cut short never leaves them beside this run's config.json.
+                for name in STALE_ON_RESTART:
+                    (out / name).unlink(missing_ok=True)
             atomic_write_json(cfg.to_dict(), out / "config.json")
     net = parallel.wrap(model, dev) if parallel is not None else model
 

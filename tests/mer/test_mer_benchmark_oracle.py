@@ -302,6 +302,6 @@ def test_cli_benchmark_on_the_gaussian_set_prints_the_floors(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert code == 0
     assert "floor (a) utterance" in printed and "Bayes (oracle)" in printed
-    assert "1 results (condition × seed × recoverer) and 1 Bayes reference row in" in printed
+    assert "1 result of this run (condition × seed × recoverer) and 1 Bayes reference row in" in printed
     main(["list"])
     assert "gaussian" in capsys.readouterr().out

@@ -220,3 +220,36 @@ def test_benchmark_refuses_an_unknown_recoverer_setting_before_training(tmp_path
 
     for name, settings in (("rohydr", {"hddm": False}), ("gsdnet", {"sampling_steps": 10})):  # --help's example
         check_recoverer_settings(name, settings)
+
+
+def test_report_never_replaces_a_results_file_it_was_not_given(tmp_path, capsys):
+    def rows(recoverer):
+        return [{"recoverer": recoverer, "protocol": "random", "condition": "0.3", "missing_rate": 0.3, "seed": 1,
+                 "config": {"recoverer_kwargs": {}},
+                 "metrics": {"acc2_non0": 0.5, "f1_non0": 0.5, "acc7": 0.5, "recovery_mse": 1.0}}]
+
+    for folder, recoverer in (("a", "zero"), ("b", "mean")):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "results.json").write_text(json.dumps(rows(recoverer)))
+    before = (tmp_path / "b" / "results.json").read_bytes()
+    assert main(["report", str(tmp_path / "a"), "--out", str(tmp_path / "b")]) == 2
+    assert "already holds a results.json that is not among the results reported" in capsys.readouterr().err
+    assert (tmp_path / "b" / "results.json").read_bytes() == before
+    # Given among the results, it is merged into the table it then holds.
+    assert main(["report", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "b")]) == 0
+    assert [r["recoverer"] for r in json.loads((tmp_path / "b" / "results.json").read_text())] == ["zero", "mean"]
+
+
+def test_report_refuses_mixed_tasks_and_metrics_that_are_not_numbers(tmp_path, capsys):
+    def row(recoverer, metrics):
+        return {"recoverer": recoverer, "protocol": "random", "condition": "0.3", "missing_rate": 0.3, "seed": 1,
+                "config": {"recoverer_kwargs": {}}, "metrics": metrics}
+
+    regression = {"acc2_non0": 0.5, "f1_non0": 0.5, "acc7": 0.5, "recovery_mse": 1.0}
+    (tmp_path / "mixed.json").write_text(json.dumps([row("zero", regression),
+                                                      row("mean", {"acc": 0.4, "f1": 0.4, "recovery_mse": 1.0})]))
+    assert main(["report", str(tmp_path / "mixed.json"), "--out", str(tmp_path / "m")]) == 2
+    assert "the results mix regression rows" in capsys.readouterr().err
+    (tmp_path / "text.json").write_text(json.dumps([row("zero", {**regression, "acc2_non0": "high"})]))
+    assert main(["report", str(tmp_path / "text.json"), "--out", str(tmp_path / "t")]) == 2
+    assert "not a benchmark results file: row 0's metrics ['acc2_non0'] are not numbers" in capsys.readouterr().err

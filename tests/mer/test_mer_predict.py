@@ -126,3 +126,22 @@ def test_mer_predict_refuses_an_out_folder_and_in_memory_runs_without_data(tmp_p
     assert "trained on in-memory data" in err and "to predict with it" in err
     assert main(["predict", str(run), "--out", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command, name", [("predict", "best.pt"), ("evaluate", "last.pt"),
+                                           ("evaluate", "metrics.json")])
+def test_mer_predict_and_evaluate_never_write_over_a_file_of_the_run(regression, capsys, command, name):
+    _, _, run = regression
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert main([command, str(run), "--out", str(run / name), *FLAGS]) == 2
+    assert f"--out {run / name} is a file of the run in {run}; writing it would destroy the run" in (
+        capsys.readouterr().err)
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_a_device_name_torch_does_not_know_is_one_line_for_evaluate_and_predict(regression, tmp_path, capsys):
+    _, _, run = regression
+    for command in (["evaluate", str(run)], ["predict", str(run), "--out", str(tmp_path / "p.csv")]):
+        assert main([*command, "--device", "gpu", *FLAGS]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "device 'gpu' is not a torch device name; use 'cpu', 'cuda' or 'cuda:N'" in err

@@ -103,6 +103,27 @@ def test_a_row_is_refused_when_a_default_it_was_built_with_has_changed_since(tin
     assert count_train == [] and again == rows
 
 
+def test_one_folder_and_one_report_never_mix_datasets(tiny, tmp_path, count_train):
+    from mer.benchmark import merge_results
+
+    mer.run_benchmark(tiny, recoverers=["zero"], out_dir=tmp_path, **BENCH)
+    before = (tmp_path / "results.json").read_bytes()
+    other = synthetic_conversations(seed=1, num_conversations=12, max_utterances=10)
+    count_train.clear()
+    # A new method on other data would share the table with zero on the first data: refused, untrained.
+    with pytest.raises(ValueError, match=r"holds rows on another dataset \(fingerprint sha256:.*\): zero / random "
+                                         r"0\.5 / seed 1 / per_condition; one table must not mix datasets"):
+        mer.run_benchmark(other, recoverers=["mean"], out_dir=tmp_path, **BENCH)
+    assert count_train == [] and (tmp_path / "results.json").read_bytes() == before
+    # Recomputing every row the folder holds on the new data leaves nothing mixed: allowed.
+    mer.run_benchmark(other, recoverers=["zero"], out_dir=tmp_path, resume=False, **BENCH)
+    assert {r["dataset_fingerprint"] for r in _rows(tmp_path)} == {dataset_fingerprint(other)}
+    # Two folders on different data do not make one report.
+    mer.run_benchmark(tiny, recoverers=["mean"], out_dir=tmp_path / "first", **BENCH)
+    with pytest.raises(ValueError, match=r"the results come from 2 datasets \(synthetic.*: zero; synthetic.*: mean\)"):
+        merge_results([tmp_path, tmp_path / "first"])
+
+
 def test_no_resume_replaces_the_recomputed_rows_and_keeps_the_others(tiny, tmp_path, count_train):
     first = mer.run_benchmark(tiny, recoverers=["zero", "mean"], out_dir=tmp_path, **BENCH)
     count_train.clear()
@@ -281,3 +302,13 @@ def test_the_fingerprint_is_stable_and_sees_a_single_changed_value(tiny):
     arrays["t"][3][0, 0] += 1e-3
     changed = ConversationDataset.from_arrays(arrays, labels=labels, splits=tiny.splits)
     assert dataset_fingerprint(changed) != dataset_fingerprint(same)
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"seeds": [1, 1]}, "seed 1 given twice"),
+    ({"missing_rates": [0.5, 0.5]}, "condition random 0.5 given twice"),
+])
+def test_a_seed_or_condition_given_twice_is_refused_before_training(tiny, tmp_path, count_train, changes, message):
+    with pytest.raises(ValueError, match=message):
+        mer.run_benchmark(tiny, recoverers=["zero"], out_dir=tmp_path, **{**BENCH, **changes})
+    assert count_train == [] and not (tmp_path / "results.json").exists()

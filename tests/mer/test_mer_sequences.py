@@ -269,6 +269,45 @@ def test_cli_keeps_mmsa_options_and_warns_when_mult_has_no_sequences(aligned_fil
     assert "has no sequences" in caplog.text
 
 
+def test_cli_data_options_given_with_a_data_file_reach_its_loader(aligned_file, tmp_path, capsys):
+    import json
+
+    from mer.cli import main
+
+    path, _ = aligned_file
+    common = ["train", "--data", str(path), "--recoverer", "zero", "--epochs", "1", "--set", "model.dim=8"]
+    # Without data.source=mmsa the option once went nowhere: the run trained on all three modalities.
+    assert main([*common, "data.options.modalities=[a,v]", "--out", str(tmp_path / "av")]) == 0
+    saved = json.loads((tmp_path / "av" / "config.json").read_text())["data"]
+    assert saved["source"] == "mmsa" and saved["options"]["modalities"] == ["a", "v"]
+    from mer.training import load_checkpoint
+
+    assert load_checkpoint(tmp_path / "av" / "best.pt")["dataset_info"]["modalities"] == ["a", "v"]
+    capsys.readouterr()
+    assert main([*common, "data.options.bogus=1", "--out", str(tmp_path / "bad")]) == 2
+    assert "bogus" in capsys.readouterr().err
+
+
+def test_cli_evaluate_warns_when_the_runs_data_file_has_changed_since_training(aligned_file, tmp_path, capsys):
+    import pickle
+
+    from mer.cli import main
+
+    path, _ = aligned_file
+    run = tmp_path / "run"
+    assert main(["train", "--data", str(path), "--recoverer", "zero", "--epochs", "1", "--set", "model.dim=8",
+                 "--out", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 0
+    assert "warning" not in capsys.readouterr().err
+    data = pickle.loads(path.read_bytes())
+    data["test"]["audio"] = data["test"]["audio"] + 1.0  # someone re-extracted the features
+    path.write_bytes(pickle.dumps(data))
+    assert main(["evaluate", str(run)]) == 0
+    err = capsys.readouterr().err
+    assert f"mer: warning: the data of {run}'s config" in err and "are not those it was trained on" in err
+
+
 def test_mult_trains_on_unaligned_clips_on_one_common_axis(tmp_path):
     rng = np.random.default_rng(2)
     split = lambda p, n: _unaligned_split(rng, [f"{p}{i}$_$0" for i in range(n)], list(rng.integers(3, 20, n)),

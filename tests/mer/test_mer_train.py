@@ -238,3 +238,20 @@ def test_every_recoverer_trains_and_evaluates_end_to_end_for_two_and_four_modali
                         recoverer_kwargs=FAST.get(name, {}))
     metrics = trained.evaluate(ds, "test")
     assert np.isfinite(metrics["mae"]) and np.isfinite(metrics["recovery_mse"])
+
+
+def test_a_fresh_start_cut_short_never_leaves_the_earlier_runs_weights_beside_its_config(dataset, tmp_path):
+    mer.train(dataset, recoverer="zero", masks=0.3, config=_config(epochs=1), seed=0, out_dir=tmp_path)
+    assert (tmp_path / "best.pt").is_file()
+
+    def cut(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):  # resume=False: start over, and stop after the first epoch
+        mer.train(dataset, recoverer="mean", masks=0.3, config=_config(epochs=3), seed=0, out_dir=tmp_path,
+                  resume=False, on_epoch_end=cut)
+    # The zero run's best.pt is gone rather than evaluated as the mean run; last.pt is the new run's.
+    assert not (tmp_path / "best.pt").exists()
+    assert load_checkpoint(tmp_path / "last.pt")["config"]["recoverer"] == "mean"
+    assert json.loads((tmp_path / "metrics.json").read_text())["recoverer"] == "mean"
+    assert json.loads((tmp_path / "config.json").read_text())["recoverer"] == "mean"
