@@ -26,7 +26,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = ArgumentParser(prog="python -m spectraldiff",
-                            description="spectral graph diffusion: a demo, graph generation, and an eigendecomposition benchmark")
+                            description="spectral graph diffusion: a demo, graph generation, and an "
+                                        "eigendecomposition benchmark")
     parser.add_argument("--debug", action="store_true",
                         help="show the traceback of a user error instead of one line")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -412,8 +412,9 @@ class NoiseToScore(nn.Module):
     ``mask=`` if it declares that parameter) and returns ``ε̂``. Without ``call``, a network whose
     ``forward`` takes a ``mask`` (the eigenvalue networks here) is called
     ``network(x, t, mask=mask, condition=condition)``, with a mask of all ones (no padding) where
-    none is passed, and any other network ``network(x, t, condition)``. Samplers and :func:`~spectraldiff.losses.dsm_loss` pass
-    the mask they were given, so one ``NoiseToScore`` serves batches of any padding::
+    none is passed, and any other network ``network(x, t, condition)``. Samplers and
+    :func:`~spectraldiff.losses.dsm_loss` pass the mask they were given, so one ``NoiseToScore``
+    serves batches of any padding::
 
         score_fn = NoiseToScore(SpectrumMLPScoreNet(max_nodes=20), sde)
         for lam, mask in batches:

@@ -106,8 +106,8 @@ def test_generate_cut_short_says_how_to_go_on_and_finishing_gives_the_whole_run(
         capsys.readouterr()
         assert _generate(*common, "--checkpoint-every", "2", "--out", str(tmp_path / "cut")) == 130
     saved = tmp_path / "cut" / "model.pt"
-    assert f"interrupted: {saved} holds the last saved model; go on with: python -m spectraldiff generate --resume-from" in \
-        capsys.readouterr().err
+    hint = f"interrupted: {saved} holds the last saved model; go on with: python -m spectraldiff generate --resume-from"
+    assert hint in capsys.readouterr().err
     assert not (tmp_path / "cut" / "metrics.json").exists()
     assert finish_cut_run(graphs_file, saved, tmp_path / "rest") == 0
     out = capsys.readouterr().out
