@@ -310,6 +310,8 @@ def _announce_cut_decoder(args: argparse.Namespace, epochs: int, done: int, trai
 
 #: Files that mark a folder as holding a generate run (written by :func:`.pipeline.run_generation`).
 RUN_FILES = ("model.pt", "metrics.json", "config.json", "samples.pkl")
+#: Everything a run writes, which ``--overwrite`` clears before the new run starts.
+RUN_OUTPUTS = RUN_FILES + ("samples_per_draw.pkl", "samples.png")
 
 
 def _check_new_run_folder(args: argparse.Namespace) -> None:
@@ -323,6 +325,14 @@ def _check_new_run_folder(args: argparse.Namespace) -> None:
     if held and not args.overwrite:
         raise ValueError(f"--out {args.out} already holds a run ({', '.join(held)}); give a new folder, or "
                          "--overwrite to replace it")
+
+
+def _clear_replaced_run(args: argparse.Namespace) -> None:
+    """``--overwrite``: remove what the earlier run wrote, once every check has passed and just before
+    the new run starts, so the folder never mixes the two runs' files (a draw count, a cut run)."""
+    if args.overwrite:
+        for name in RUN_OUTPUTS:
+            (Path(args.out) / name).unlink(missing_ok=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -362,6 +372,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"data: {source}")
     train, test = split_graphs(graphs)
     print(f"split: {len(train)} training graphs, {len(test)} test graphs (the first {len(test)})")
+    _clear_replaced_run(args)
     started = time.time()
     try:
         results = run_generation(config, train, test, args.out, data_source=source,

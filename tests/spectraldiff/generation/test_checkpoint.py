@@ -189,10 +189,12 @@ def test_generate_never_replaces_a_run_by_accident_and_never_writes_into_the_gra
         f"error: --out {run} already holds a run (model.pt, metrics.json, config.json, samples.pkl); give a "
         "new folder, or --overwrite to replace it\n")
     assert {p.name: p.read_bytes() for p in run.iterdir()} == before
-    # --overwrite says it is meant.
+    # --overwrite says it is meant, and nothing of the old run stays beside the new one's files.
+    (run / "samples_per_draw.pkl").write_bytes(b"an earlier --draws run's")
     assert _generate("--graphs", str(graphs_file), "--model", "spectral", "--epochs", "1", "--out", str(run),
-                        "--overwrite") == 0
+                     "--overwrite") == 0
     assert json.loads((run / "metrics.json").read_text())["model"] == "spectral"
+    assert not (run / "samples_per_draw.pkl").exists()
     # Results written among the graphs of a folder would be read as graphs next time.
     folder = tmp_path / "edges"
     folder.mkdir()
