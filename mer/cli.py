@@ -198,15 +198,26 @@ def _data_config(args, base: DataConfig) -> DataConfig:
     if named and args.data not in _generated_sources():
         raise ValueError(f"--data {args.data}: the {args.data!r} source reads a file; give the file's "
                          "path (--data PATH, with --data-format if needed)")
+    file_flags = [flag for flag, value in (("--data-format", args.data_format), ("--feature-dirs", args.feature_dirs),
+                                          ("--sequences", args.sequences), ("--per-clip", args.per_clip)) if value]
+    if file_flags and not (args.data and not named):
+        raise ValueError(f"{', '.join(file_flags)} describe a --data file, and none is given; add --data PATH")
     if args.data and not named:
         if not os.path.isfile(args.data):
             what = "is a folder" if os.path.isdir(args.data) else "does not exist"
             raise ValueError(f"--data {args.data} {what}; give the path of an MMSA pickle or a GCNet "
                              f"label pickle, or a source name: {', '.join(_generated_sources())}")
+        generated = [flag for flag, value in (("--synthetic-conversations", args.synthetic_conversations),
+                                              ("--data-seed", args.data_seed)) if value is not None]
+        if generated:
+            raise ValueError(f"{', '.join(generated)} set the generated data, not a --data file; leave it out")
         fmt = args.data_format or ("gcnet" if args.feature_dirs else "mmsa")
         if fmt == "gcnet":
             if not args.feature_dirs:
                 raise ValueError("--data-format gcnet needs --feature-dirs t=DIR,a=DIR,v=DIR")
+            if args.sequences or args.per_clip:
+                raise ValueError("--sequences and --per-clip read MMSA files; GCNet features are one vector "
+                                 "per utterance")
             dirs = {}
             for item in _names(args.feature_dirs):
                 if "=" not in item:
@@ -216,8 +227,8 @@ def _data_config(args, base: DataConfig) -> DataConfig:
                     raise ValueError(f"--feature-dirs {k}={v}: {v} is not a folder; give the folder of "
                                      f"modality {k!r}'s .npy files")
                 dirs[k] = v
-            data = DataConfig("gcnet", {**_kept_options(base, "gcnet", _set_options(args)), "label_pickle": args.data,
-                                        "feature_dirs": dirs})
+            data = DataConfig("gcnet", {**_kept_options(base, "gcnet", _set_options(args)),
+                                        "label_pickle": args.data, "feature_dirs": dirs})
         else:
             data = DataConfig("mmsa", {**_kept_options(base, "mmsa", _set_options(args)), "path": args.data})
             if args.sequences:

@@ -124,6 +124,9 @@ class MissingProtocol:
     mixture: tuple | None = None
 
     def __post_init__(self) -> None:
+        if isinstance(self.pattern, str):
+            # "t,a" (a config or --set value) names modalities by comma, not character by character.
+            self.pattern = tuple(name.strip() for name in self.pattern.split(",") if name.strip())
         if self.pattern is not None:
             self.pattern = tuple(self.pattern)
         if self.mixture is not None and isinstance(self.mixture, (list, tuple)):
@@ -138,6 +141,10 @@ class MissingProtocol:
         three of them."""
         if self.kind not in PROTOCOL_KINDS:
             raise ValueError(f"unknown protocol kind {self.kind!r}; valid: {list(PROTOCOL_KINDS)}")
+        if self.pattern and self.kind != "fixed":  # it would be kept in the config and mask nothing
+            raise ValueError(f"a pattern ({', '.join(self.pattern)}) applies to the fixed protocol, not to "
+                             f"kind {self.kind!r}: set kind fixed (--set protocol.kind=fixed), or leave the "
+                             "pattern out")
         if self.kind == "random":
             if modalities is not None:
                 self.missing_rate = check_missing_rate(self.missing_rate, len(modalities))
@@ -316,6 +323,11 @@ def parse_mixture(text: str) -> list[float | tuple[str, ...]]:
     return items
 
 
+#: The command-line option each protocol kind reads.
+_PROTOCOL_OPTIONS = {"random": ("--missing-rate",), "literature": ("--missing-rate",), "fixed": ("--pattern",),
+                     "mixed": ("--mixture",), "none": ()}
+
+
 def protocol_from_options(
     base: MissingProtocol,
     kind: str | None = None,
@@ -325,7 +337,17 @@ def protocol_from_options(
 ) -> MissingProtocol:
     """``base`` with the command line's protocol options applied (``--protocol``, ``--missing-rate``,
     ``--pattern``, ``--mixture``); the kind, when not given, follows from which option is set.
-    ``--protocol literature`` reads ``--missing-rate`` as the row label (``0.0 … 0.7``)."""
+    ``--protocol literature`` reads ``--missing-rate`` as the row label (``0.0 … 0.7``). An option the
+    protocol does not use (``--pattern`` with a random protocol, a rate with ``none``, two of them
+    without ``--protocol``) is refused rather than ignored."""
+    given = [flag for flag, value in (("--missing-rate", missing_rate), ("--pattern", pattern),
+                                      ("--mixture", mixture)) if value is not None and value != []]
+    if kind is None and len(given) > 1:
+        raise ValueError(f"{' and '.join(given)} name different protocols; give one of them")
+    if kind is not None:
+        unused = [flag for flag in given if flag not in _PROTOCOL_OPTIONS.get(kind, ())]
+        if unused:
+            raise ValueError(f"--protocol {kind} does not use {', '.join(unused)}; leave it out")
     kind = kind or ("mixed" if mixture else "fixed" if pattern
                     else "random" if missing_rate is not None else None)
     if kind is None:

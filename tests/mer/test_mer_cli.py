@@ -253,3 +253,40 @@ def test_report_refuses_mixed_tasks_and_metrics_that_are_not_numbers(tmp_path, c
     (tmp_path / "text.json").write_text(json.dumps([row("zero", {**regression, "acc2_non0": "high"})]))
     assert main(["report", str(tmp_path / "text.json"), "--out", str(tmp_path / "t")]) == 2
     assert "not a benchmark results file: row 0's metrics ['acc2_non0'] are not numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--missing-rate", "0.3", "--pattern", "t"], "--missing-rate and --pattern name different protocols"),
+    (["--protocol", "none", "--missing-rate", "0.3"], "--protocol none does not use --missing-rate"),
+    (["--protocol", "random", "--pattern", "t,a"], "--protocol random does not use --pattern"),
+])
+def test_train_refuses_protocol_options_it_would_ignore(tmp_path, capsys, flags, message):
+    assert main(["train", "--recoverer", "zero", "--synthetic-conversations", "20", *flags,
+                 "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run" / "best.pt").exists()
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--feature-dirs", "t=gc/t,a=gc/a"], "--feature-dirs describe a --data file, and none is given"),
+    (["--data-format", "gcnet"], "--data-format describe a --data file, and none is given"),
+    (["--data", "FILE", "--synthetic-conversations", "7"],
+     "--synthetic-conversations set the generated data, not a --data file"),
+])
+def test_train_refuses_data_options_it_would_ignore(tmp_path, capsys, flags, message):
+    data = tmp_path / "clips.pkl"
+    data.write_bytes(b"")  # never read: the flags are refused first
+    flags = [str(data) if f == "FILE" else f for f in flags]
+    assert main(["train", "--recoverer", "zero", *flags, "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_a_pattern_given_by_set_is_read_by_comma_and_only_with_the_fixed_protocol(tmp_path, capsys):
+    from mer.config import MissingProtocol
+
+    assert MissingProtocol("fixed", 0.0, "t,a").pattern == ("t", "a")  # not ('t', ',', 'a')
+    common = ["train", "--recoverer", "zero", "--synthetic-conversations", "20", "--epochs", "1"]
+    assert main([*common, "--set", "protocol.pattern=[t, a]", "--out", str(tmp_path / "r")]) == 2
+    assert "a pattern (t, a) applies to the fixed protocol, not to kind 'random'" in capsys.readouterr().err
+    assert main([*common, "--set", "protocol.kind=fixed", "protocol.pattern=t,a", "--out", str(tmp_path / "f")]) == 0
+    assert json.loads((tmp_path / "f" / "config.json").read_text())["protocol"]["pattern"] == ["t", "a"]
