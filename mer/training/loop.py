@@ -320,6 +320,9 @@ def _start_line(cfg: RunConfig, dataset: ConversationDataset, dev: torch.device,
     where = f" in {out}" if out is not None else ""
     if finished:
         what = f"{cfg.recoverer} already finished after epoch {done}/{cfg.train.epochs}"
+        if done > cfg.train.epochs:  # fewer epochs asked than the run holds: say what is returned
+            what += (f" (it holds {done} epochs, more than the {cfg.train.epochs} asked: its model is returned "
+                     f"as it is; resume=False / --no-resume trains {cfg.train.epochs} from the start)")
     elif done:
         what = f"resume {cfg.recoverer} at epoch {done + 1}/{cfg.train.epochs}"
     else:

@@ -255,3 +255,13 @@ def test_a_fresh_start_cut_short_never_leaves_the_earlier_runs_weights_beside_it
     assert load_checkpoint(tmp_path / "last.pt")["config"]["recoverer"] == "mean"
     assert json.loads((tmp_path / "metrics.json").read_text())["recoverer"] == "mean"
     assert json.loads((tmp_path / "config.json").read_text())["recoverer"] == "mean"
+
+
+def test_fewer_epochs_than_a_finished_run_holds_says_what_it_returns(dataset, tmp_path, caplog):
+    import logging
+
+    first = mer.train(dataset, recoverer="zero", masks=0.3, config=_config(epochs=2), seed=0, out_dir=tmp_path)
+    with caplog.at_level(logging.INFO, logger="mer.training"):
+        again = mer.train(dataset, recoverer="zero", masks=0.3, config=_config(epochs=1), seed=0, out_dir=tmp_path)
+    assert "already finished after epoch 2/1 (it holds 2 epochs, more than the 1 asked" in caplog.text
+    assert len(again.history) == len(first.history) == 2
