@@ -804,7 +804,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Commands whose output folder a rerun of the same command goes on from after an interruption.
+RESUMABLE_COMMANDS = ("train", "benchmark", "reproduce")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return run_command(f"mer {args.command}", lambda: args._run(args), debug=args.debug,
-                       user_errors=(yaml.YAMLError,))
+    try:
+        return run_command(f"mer {args.command}", lambda: args._run(args), debug=args.debug,
+                           user_errors=(yaml.YAMLError,))
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        then = ("; the same command goes on from what was saved (--no-resume starts over)"
+                if args.command in RESUMABLE_COMMANDS else "")
+        print(f"\nmer {args.command}: interrupted{then}", file=sys.stderr)
+        return 130

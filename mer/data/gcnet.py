@@ -80,6 +80,9 @@ def load_gcnet(
         ``.npy`` (naming conversation, modality and the expected path), an array of the wrong rank, or
         features and labels that fail the dataset checks.
     """
+    if not isinstance(feature_dirs, Mapping):
+        raise ValueError(f"feature_dirs must map each modality to its folder of .npy files, e.g. "
+                         f"{{'t': 'feats/t', 'a': 'feats/a'}}, got {type(feature_dirs).__name__} {feature_dirs!r}")
     if len(feature_dirs) < 2:
         raise ValueError(
             f"need feature directories for at least 2 modalities, got {list(feature_dirs)}"

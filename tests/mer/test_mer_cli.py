@@ -290,3 +290,18 @@ def test_a_pattern_given_by_set_is_read_by_comma_and_only_with_the_fixed_protoco
     assert "a pattern (t, a) applies to the fixed protocol, not to kind 'random'" in capsys.readouterr().err
     assert main([*common, "--set", "protocol.kind=fixed", "protocol.pattern=t,a", "--out", str(tmp_path / "f")]) == 0
     assert json.loads((tmp_path / "f" / "config.json").read_text())["protocol"]["pattern"] == ["t", "a"]
+
+
+def test_ctrl_c_is_one_line_with_exit_code_130_and_says_how_to_go_on(tmp_path, capsys, monkeypatch):
+    import mer.cli
+
+    def cut(args):
+        raise KeyboardInterrupt
+
+    for name in ("train", "report"):
+        monkeypatch.setitem(mer.cli.COMMANDS, name, (*mer.cli.COMMANDS[name][:1], cut, mer.cli.COMMANDS[name][2]))
+    assert main(["train", "--out", str(tmp_path / "run")]) == 130
+    assert capsys.readouterr().err == ("\nmer train: interrupted; the same command goes on from what was saved "
+                                       "(--no-resume starts over)\n")
+    assert main(["report", str(tmp_path), "--out", str(tmp_path / "r")]) == 130
+    assert capsys.readouterr().err == "\nmer report: interrupted\n"

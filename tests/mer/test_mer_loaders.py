@@ -243,3 +243,8 @@ def test_bool_labels_are_not_regression_scores(tmp_path):
     pkl, dirs = _gcnet_files(tmp_path, {v: np.array([True, False]) for v in ("c1", "c2", "c3")})
     with pytest.raises(ValueError, match="labels are booleans"):
         load_gcnet(pkl, dirs)
+
+
+def test_gcnet_feature_dirs_given_as_one_path_are_refused_with_the_expected_form(tmp_path):
+    with pytest.raises(ValueError, match=r"feature_dirs must map each modality to its folder of \.npy files"):
+        load_gcnet(tmp_path / "labels.pkl", str(tmp_path))
