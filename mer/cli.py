@@ -365,7 +365,7 @@ def _run_train(args) -> int:
 
 
 def _add_evaluate(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a best.pt file or a run directory")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--mask-seed", type=int, default=None, help="seed of the masks (default: the run's)")
     p.add_argument("--eval-samples", type=int, default=None, metavar="K",
@@ -429,6 +429,9 @@ def _warn_if_the_data_changed(checkpoint, info: dict, as_recorded: bool, dataset
               "they are now", file=sys.stderr)
 
 
+#: What ``evaluate`` and ``predict`` read.
+CHECKPOINT_HELP = ("a run directory (its best.pt), or a best.pt or last.pt file (last.pt: the last epoch's "
+                   "weights)")
 #: The files a ``mer train`` run folder holds; ``evaluate`` and ``predict`` never write over them.
 RUN_FILES = ("best.pt", "last.pt", "config.json", "metrics.json", "history.csv", "train.log")
 
@@ -459,7 +462,7 @@ def _run_evaluate(args) -> int:
 
 
 def _add_predict(p: argparse.ArgumentParser) -> None:
-    p.add_argument("checkpoint", help="a best.pt file or a run directory")
+    p.add_argument("checkpoint", help=CHECKPOINT_HELP)
     p.add_argument("--split", default="test", choices=["train", "valid", "test"])
     p.add_argument("--out", required=True, metavar="FILE",
                    help="CSV: conversation_id, utterance_id, label, prediction (regression) or "
