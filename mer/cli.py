@@ -406,6 +406,12 @@ def _trained_inputs(args, doing: str):
                          f"fingerprint {cfg.data.options.get('fingerprint')}); pass --data FILE (and its "
                          f"format: --data-format, --feature-dirs) to {doing} it")
     data = _data_config(args, cfg.data)
+    if not args.data:  # the run's own record: a relative path is relative to where it was trained
+        for key in ("path", "label_pickle"):
+            recorded = cfg.data.options.get(key)
+            if recorded and not os.path.exists(recorded):
+                raise ValueError(f"{recorded}, the data file in {args.checkpoint}'s config, is not found from "
+                                 f"{os.getcwd()}: run from the folder the run was trained in, or give --data PATH")
     protocol = _protocol(args, cfg.protocol)
     if args.mask_seed is not None:
         protocol.seed = args.mask_seed

@@ -308,6 +308,22 @@ def test_cli_evaluate_warns_when_the_runs_data_file_has_changed_since_training(a
     assert f"mer: warning: the data of {run}'s config" in err and "are not those it was trained on" in err
 
 
+def test_cli_evaluate_says_where_the_runs_data_file_was_expected(aligned_file, tmp_path, capsys, monkeypatch):
+    from mer.cli import main
+
+    path, _ = aligned_file
+    monkeypatch.chdir(path.parent)
+    run = tmp_path / "run"
+    assert main(["train", "--data", path.name, "--recoverer", "zero", "--epochs", "1", "--set", "model.dim=8",
+                 "--out", str(run)]) == 0  # the config records the relative path, as given
+    monkeypatch.chdir(tmp_path / "run")
+    capsys.readouterr()
+    assert main(["evaluate", str(run)]) == 2
+    assert (f"{path.name}, the data file in {run}'s config, is not found from {run}: run from the folder the run "
+            "was trained in, or give --data PATH") in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--data", str(path)]) == 0
+
+
 def test_mult_trains_on_unaligned_clips_on_one_common_axis(tmp_path):
     rng = np.random.default_rng(2)
     split = lambda p, n: _unaligned_split(rng, [f"{p}{i}$_$0" for i in range(n)], list(rng.integers(3, 20, n)),
