@@ -429,10 +429,11 @@ def _warn_if_the_data_changed(checkpoint, info: dict, as_recorded: bool, dataset
     from mer.training.checkpoint import dataset_fingerprint
 
     saved = info.get("fingerprint")
-    if as_recorded and saved and dataset_fingerprint(dataset) != saved:
+    now = dataset_fingerprint(dataset) if as_recorded and saved else saved
+    if now != saved:
         print(f"mer: warning: the data of {checkpoint}'s config ({dataset.name}) are not those it was trained on "
-              f"(fingerprint {dataset_fingerprint(dataset)}, trained on {saved}): the scores are of the data as "
-              "they are now", file=sys.stderr)
+              f"(fingerprint {now}, trained on {saved}): the scores are of the data as they are now",
+              file=sys.stderr)
 
 
 #: What ``evaluate`` and ``predict`` read.

@@ -24,6 +24,16 @@ from torch import Tensor
 __all__ = ["from_networkx", "from_edge_index"]
 
 
+def padded_size(largest: int, max_nodes: int | None) -> int:
+    """The padded size ``N`` of a batch whose largest graph has ``largest`` nodes: ``max_nodes`` where
+    given (``ValueError`` if a graph does not fit), else ``largest``. Shared by every adapter."""
+    if max_nodes is None:
+        return largest
+    if largest > max_nodes:
+        raise ValueError(f"a graph has {largest} nodes, more than max_nodes={max_nodes}")
+    return int(max_nodes)
+
+
 def from_networkx(graphs, *, weight: str | None = None, max_nodes: int | None = None,
                   dtype: torch.dtype = torch.float32) -> tuple[Tensor, Tensor]:
     """Padded adjacency ``(B, N, N)`` and sizes ``(B,)`` from networkx graphs.
@@ -61,9 +71,7 @@ def from_networkx(graphs, *, weight: str | None = None, max_nodes: int | None = 
     for b, n in enumerate(sizes):
         if n == 0:
             raise ValueError(f"graph {b}: has no nodes")
-    size = max(sizes) if max_nodes is None else max_nodes
-    if max(sizes) > size:
-        raise ValueError(f"a graph has {max(sizes)} nodes, more than max_nodes={size}")
+    size = padded_size(max(sizes), max_nodes)
     A = torch.zeros(len(graphs), size, size, dtype=dtype)
     for b, g in enumerate(graphs):
         index = {v: i for i, v in enumerate(g.nodes)}
@@ -136,9 +144,7 @@ def from_edge_index(edge_index: Tensor, batch: Tensor | None = None, num_nodes: 
     if bool((batch[src] != batch[dst]).any()):
         e = int((batch[src] != batch[dst]).nonzero()[0])
         raise ValueError(f"edge {e} ({int(src[e])} → {int(dst[e])}) joins two different graphs")
-    size = int(sizes.max()) if max_nodes is None else int(max_nodes)
-    if int(sizes.max()) > size:
-        raise ValueError(f"a graph has {int(sizes.max())} nodes, more than max_nodes={size}")
+    size = padded_size(int(sizes.max()), max_nodes)
     first = torch.cumsum(sizes, 0) - sizes  # (B,) global index of each graph's node 0
     graph = batch[src]
     w = torch.ones(src.shape[0], dtype=dtype, device=src.device) if edge_weight is None else \

@@ -8,6 +8,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .adapters import padded_size
+
 __all__ = ["dense_from_dgl", "dgl_from_dense"]
 
 
@@ -38,9 +40,7 @@ def dense_from_dgl(graphs, *, weight: str | None = None, dtype=torch.float32,
     sizes = torch.tensor([g.num_nodes() for g in graphs], dtype=torch.long)
     if bool((sizes == 0).any()):
         raise ValueError(f"graph {int((sizes == 0).nonzero()[0])}: has no nodes")
-    n_max, device = int(sizes.max()) if max_nodes is None else max_nodes, graphs[0].device
-    if int(sizes.max()) > n_max:
-        raise ValueError(f"a graph has {int(sizes.max())} nodes, more than max_nodes={n_max}")
+    n_max, device = padded_size(int(sizes.max()), max_nodes), graphs[0].device
     A = torch.zeros(len(graphs), n_max, n_max, dtype=dtype, device=device)
     for b, g in enumerate(graphs):
         src, dst = g.edges()
